@@ -1,0 +1,1 @@
+"""Domain core with no LLM in it: structures, prototypes, MLIPs, references, hull."""
