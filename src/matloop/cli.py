@@ -1,0 +1,216 @@
+"""The ``matloop`` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from matloop.errors import MatloopError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="matloop: agentic materials discovery, offline or with any LLM.")
+refs_app = typer.Typer(no_args_is_help=True, help="Reference phases for convex hulls.")
+app.add_typer(refs_app, name="refs")
+
+console = Console(stderr=True)
+out = Console()
+
+
+def _fail(exc: MatloopError) -> None:
+    console.print(f"[bold red]error:[/] {exc.message}")
+    if exc.hint:
+        console.print(f"[yellow]what to do:[/] {exc.hint}")
+    raise typer.Exit(code=2)
+
+
+class _Bars:
+    """One rich progress bar per named stage."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, int] = {}
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        if label not in self.tasks:
+            self.tasks[label] = self.progress.add_task(label, total=total)
+        self.progress.update(self.tasks[label], completed=done, total=total)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console, transient=False)
+
+
+@app.command()
+def predict(
+    files: Annotated[list[Path], typer.Argument(help="Structure files: CIF, POSCAR, extxyz, JSON.")],
+    mlip: Annotated[str | None, typer.Option(help="MLIP backend (chgnet, sevenn, ...).")] = None,
+    relax: Annotated[bool, typer.Option("--relax/--no-relax", help="Relax before predicting.")] = False,
+    bulk_modulus: Annotated[bool, typer.Option("--bulk-modulus", help="Fit an EOS, report B0 in GPa.")] = False,
+    scale: Annotated[str | None, typer.Option(help="Hull energy scale: auto, mlip or mp2020.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Write relaxed CIFs and predictions.json here.")] = None,
+) -> None:
+    """Predict energies, formation energies and hull stability of structures with an MLIP."""
+    from matloop.config import get_settings
+    from matloop.materials.engine import MaterialsEngine
+    from matloop.materials.structures import read_structure
+
+    try:
+        structures = [read_structure(f) for f in files]
+        engine = MaterialsEngine(get_settings(), mlip=mlip)
+        with _progress() as progress:
+            predictions = engine.predict(
+                structures, sources=[str(f) for f in files], relax=relax,
+                bulk_modulus=bulk_modulus, scale=scale, progress=_Bars(progress),
+            )
+    except MatloopError as exc:
+        _fail(exc)
+        return
+    rows = []
+    for p in predictions:
+        row = {
+            "source": p.source, "formula": p.formula, "status": p.status, "message": p.message,
+            "energy_per_atom_ev": p.energy_per_atom_ev,
+            "formation_energy_ev_per_atom": p.formation_energy_ev_per_atom,
+            "e_above_hull_ev_per_atom": p.e_above_hull_ev_per_atom,
+            "decomposition": p.decomposition, "is_stable": p.is_stable,
+            "energy_scale": p.energy_scale, "stability_error": p.stability_error,
+            "mlip": p.mlip, "mlip_model": p.mlip_model, "mlip_version": p.mlip_version,
+            "settings": p.settings, "relaxed_cif": p.relaxed_cif,
+        }
+        if bulk_modulus:
+            row["bulk_modulus_gpa"] = p.bulk_modulus_gpa
+        if p.magmoms_bohr is not None:
+            row["magmoms_bohr"] = p.magmoms_bohr
+        rows.append(row)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for i, p in enumerate(predictions):
+            if p.relaxed_cif:
+                (out_dir / f"{i:03d}_{p.formula}.cif").write_text(p.relaxed_cif)
+        (out_dir / "predictions.json").write_text(json.dumps(rows, indent=2))
+    if as_json:
+        out.print_json(json.dumps(rows))
+    else:
+        _print_predictions(predictions, bulk_modulus)
+    if any(p.status != "ok" for p in predictions):
+        raise typer.Exit(code=1)
+
+
+def _fmt(value: float | None, spec: str = ".3f") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def _print_predictions(predictions: list, bulk_modulus: bool) -> None:
+    table = Table(title="matloop predictions")
+    for col in ("source", "formula", "status", "E (eV/atom)", "E_form (eV/atom)",
+                "E_hull (eV/atom)", "stable", "decomposition"):
+        table.add_column(col)
+    if bulk_modulus:
+        table.add_column("B0 (GPa)")
+    for p in predictions:
+        decomp = ", ".join(f"{k} {v:.2f}" for k, v in (p.decomposition or {}).items())
+        row = [Path(p.source).name, p.formula, p.status if p.status == "ok" else f"[red]{p.status}",
+               _fmt(p.energy_per_atom_ev), _fmt(p.formation_energy_ev_per_atom),
+               _fmt(p.e_above_hull_ev_per_atom),
+               "—" if p.is_stable is None else ("yes" if p.is_stable else "no"),
+               decomp or (p.stability_error or p.message or "—")]
+        if bulk_modulus:
+            row.append(_fmt(p.bulk_modulus_gpa, ".1f"))
+        table.add_row(*row)
+    out.print(table)
+    first = next((p for p in predictions if p.status == "ok"), None)
+    if first is not None:
+        out.print(f"MLIP: {first.mlip} {first.mlip_model} ({first.mlip_version}); "
+                  f"hull scale: {first.energy_scale or 'n/a'}")
+
+
+@app.command()
+def mlips() -> None:
+    """List the registered MLIP backends."""
+    from matloop.materials.mlip import _REGISTRY, available_backends
+
+    table = Table(title="MLIP backends")
+    for col in ("name", "model", "energy scale", "description"):
+        table.add_column(col)
+    for name in available_backends():
+        spec = _REGISTRY[name]
+        table.add_row(spec.name, spec.model, spec.energy_scale, spec.description)
+    out.print(table)
+
+
+@refs_app.command("import")
+def refs_import(path: Annotated[Path, typer.Argument(help="CSV of formation energies, ComputedEntry JSON, or CIF folder.")]) -> None:
+    """Import reference phases from a file or folder."""
+    from matloop.config import get_settings
+    from matloop.materials.references import ReferenceStore, import_references
+
+    try:
+        store = ReferenceStore(get_settings().reference_path)
+        with console.status(f"importing {path}"):
+            n = import_references(store, path)
+    except MatloopError as exc:
+        _fail(exc)
+        return
+    out.print(f"imported {n} phases from {path} into {store.path}")
+
+
+@refs_app.command("status")
+def refs_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Show what the reference store holds."""
+    from matloop.config import get_settings
+    from matloop.materials.references import ReferenceStore
+
+    store = ReferenceStore(get_settings().reference_path)
+    store.ensure_starter_library()
+    rows = store.status()
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title=f"reference phases in {store.path}")
+    for col in ("source", "energy kind", "energy scale", "with structure", "phases", "chemical systems"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["source"], r["energy_kind"], r["energy_scale"], str(r["with_structure"]),
+                      str(r["phases"]), str(r["chemical_systems"]))
+    out.print(table)
+
+
+@refs_app.command("fetch")
+def refs_fetch(chemsys: Annotated[str, typer.Option("--chemsys", help="e.g. Li-Fe-O")]) -> None:
+    """Download a chemical system from the Materials Project (needs MP_API_KEY and network)."""
+    from matloop.config import get_settings
+    from matloop.materials.mp_client import fetch_chemsys
+    from matloop.materials.references import ReferenceStore
+
+    settings = get_settings()
+    key = settings.mp_api_key.get_secret_value() if settings.mp_api_key else None
+    try:
+        store = ReferenceStore(settings.reference_path)
+        with console.status(f"fetching {chemsys} from the Materials Project"):
+            n = fetch_chemsys(store, chemsys, api_key=key)
+    except MatloopError as exc:
+        _fail(exc)
+        return
+    out.print(f"stored {n} phases of {chemsys}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    """Entry point that turns user-facing errors into messages."""
+    try:
+        app()
+    except MatloopError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

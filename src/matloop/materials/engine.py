@@ -1,0 +1,227 @@
+"""The materials engine: relax, predict and place structures on the convex hull.
+
+Ties the evaluator (MLIP + cache), the reference store and the hull together. One engine per
+process is enough; it opens the cache and store under the settings' data directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from pymatgen.core import Structure
+
+from matloop.config import Settings, get_settings
+from matloop.errors import MatloopError
+from matloop.materials.cache import EvaluationCache
+from matloop.materials.evaluation import EvaluationFailure, Evaluator, ProgressCallback
+from matloop.materials.hull import (
+    StabilityResult,
+    choose_scale,
+    stability_mlip_consistent,
+    stability_mp2020,
+)
+from matloop.materials.mlip import RelaxResult
+from matloop.materials.references import ReferencePhase, ReferenceStore
+
+
+class Prediction(BaseModel):
+    """Everything computed for one input structure, with provenance."""
+
+    source: str = Field(description="Where the structure came from (file name or label).")
+    formula: str = Field(description="Reduced formula.")
+    status: Literal["ok", "not_converged", "diverged", "failed"] = Field(
+        description="ok: a usable result; otherwise see message (no energies are reported)."
+    )
+    message: str = Field(default="", description="What went wrong, when status is not ok.")
+    energy_per_atom_ev: float | None = Field(
+        default=None, description="MLIP total energy per atom, eV/atom (backend's native scale)."
+    )
+    formation_energy_ev_per_atom: float | None = Field(default=None, description="eV/atom.")
+    e_above_hull_ev_per_atom: float | None = Field(default=None, description="eV/atom.")
+    decomposition: dict[str, float] | None = Field(
+        default=None, description="Competing phases and atomic fractions at this composition."
+    )
+    is_stable: bool | None = Field(default=None, description="e_above_hull <= threshold.")
+    energy_scale: str | None = Field(default=None, description="Scale of the hull numbers.")
+    stability_error: str | None = Field(
+        default=None, description="Why stability could not be assessed, if it could not."
+    )
+    bulk_modulus_gpa: float | None = Field(default=None, description="Birch-Murnaghan B0, GPa.")
+    magmoms_bohr: list[float] | None = Field(default=None, description="Site moments, μB.")
+    relaxed: bool = Field(description="Whether the structure was relaxed.")
+    relax_steps: int | None = Field(default=None, description="Optimiser steps taken.")
+    max_force_ev_per_angstrom: float | None = Field(default=None, description="Final max force.")
+    mlip: str = Field(description="Backend name.")
+    mlip_model: str = Field(description="Model identifier.")
+    mlip_version: str = Field(description="Backend package version.")
+    settings: dict[str, Any] = Field(description="Relaxation / EOS settings used.")
+    relaxed_cif: str | None = Field(default=None, description="Final structure as CIF text.")
+
+
+class MaterialsEngine:
+    """Evaluator + reference store + hull, configured from settings.
+
+    Args:
+        settings: Process settings (data directory, MLIP, thresholds).
+        mlip: Backend name overriding ``settings.mlip``.
+        cache: Evaluation cache (default: ``settings.cache_path``).
+        store: Reference store (default: ``settings.reference_path``, starter library added).
+    """
+
+    def __init__(self, settings: Settings | None = None, *, mlip: str | None = None,
+                 cache: EvaluationCache | None = None, store: ReferenceStore | None = None,
+                 ) -> None:
+        self.settings = settings or get_settings()
+        self.cache = cache if cache is not None else EvaluationCache(self.settings.cache_path)
+        self.store = store if store is not None else ReferenceStore(self.settings.reference_path)
+        self.store.ensure_starter_library()
+        self.evaluator = Evaluator(mlip, cache=self.cache, settings=self.settings)
+
+    @property
+    def mlip_label(self) -> str:
+        """Backend, model and version, e.g. 'chgnet CHGNet-0.3.0 (chgnet 0.4.2)'."""
+        spec = self.evaluator.spec
+        return f"{spec.name} {spec.model} ({spec.package} {self.evaluator.mlip_version})"
+
+    # -- references --------------------------------------------------------------------------
+    def mlip_references(self, elements: Sequence[str], *,
+                        progress: ProgressCallback | None = None,
+                        ) -> tuple[list[ReferencePhase], list[float], list[str]]:
+        """Relax (or fetch from cache) every reference structure within ``elements``.
+
+        Returns:
+            Phases with converged relaxations, their energies per atom, and notes on the
+            references left out (not converged or failed).
+        """
+        phases = self.store.phases(elements, with_structure=True)
+        structures = [p.get_structure() for p in phases]
+        # Molecules in a box keep their box: relaxing it only drifts the vacuum.
+        results: list[RelaxResult | EvaluationFailure | None] = [None] * len(phases)
+        cell_idx = [i for i, p in enumerate(phases) if (p.meta or {}).get("relax_cell", True)]
+        fixed_idx = [i for i in range(len(phases)) if i not in set(cell_idx)]
+        for idx, relax_cell in ((cell_idx, True), (fixed_idx, False)):
+            if not idx:
+                continue
+            batch = self.evaluator.relax_many([structures[i] for i in idx], relax_cell=relax_cell,
+                                              progress=progress)
+            for i, r in zip(idx, batch, strict=True):
+                results[i] = r
+        kept, energies, notes = [], [], []
+        for phase, result in zip(phases, results, strict=True):
+            if isinstance(result, RelaxResult) and result.status == "converged":
+                kept.append(phase)
+                energies.append(result.energy_per_atom_ev)
+            else:
+                why = result.message if result is not None else "not evaluated"
+                notes.append(f"{phase.formula} ({phase.source}) left out: {why}")
+        return kept, energies, notes
+
+    # -- stability ---------------------------------------------------------------------------
+    def stability(self, structure: Structure, energy_per_atom_ev: float, *,
+                  scale: str | None = None, progress: ProgressCallback | None = None,
+                  ) -> StabilityResult:
+        """Hull position of a (relaxed) structure with the engine's MLIP energy.
+
+        Args:
+            scale: 'auto', 'mlip' or 'mp2020' (default: the settings' reference_scale).
+        """
+        elements = sorted(el.symbol for el in structure.composition.elements)
+        chosen = choose_scale(self.store, elements, scale or self.settings.reference_scale)
+        threshold = self.settings.stability_threshold_ev_per_atom
+        if chosen == "mp2020":
+            return stability_mp2020(structure, energy_per_atom_ev, self.evaluator.energy_scale,
+                                    self.store, threshold_ev_per_atom=threshold)
+        phases, energies, _ = self.mlip_references(elements, progress=progress)
+        return stability_mlip_consistent(
+            structure, energy_per_atom_ev, phases, energies, mlip_label=self.mlip_label,
+            threshold_ev_per_atom=threshold,
+        )
+
+    # -- prediction --------------------------------------------------------------------------
+    def predict(
+        self,
+        structures: Sequence[Structure],
+        *,
+        sources: Sequence[str] | None = None,
+        relax: bool = True,
+        bulk_modulus: bool = False,
+        stability: bool = True,
+        scale: str | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> list[Prediction]:
+        """Relax (or single-point) a batch, then assess stability and optional bulk modulus.
+
+        A structure whose relaxation does not converge or diverges is reported with that
+        status and no energies; one failure never stops the batch.
+        """
+        sources = list(sources) if sources is not None else [f"structure-{i}" for i in
+                                                             range(len(structures))]
+        ev = self.evaluator
+        settings = ev.relax_settings() if relax else {"single_point": True}
+
+        def step(label: str) -> ProgressCallback | None:
+            return (lambda done, total: progress(label, done, total)) if progress else None
+
+        if relax:
+            outcomes: list[Any] = ev.relax_many(structures, progress=step("relaxing"))
+        else:
+            outcomes = []
+            for i, s in enumerate(structures):
+                try:
+                    outcomes.append(ev.single_point(s))
+                except Exception as exc:  # reported per structure
+                    outcomes.append(EvaluationFailure(index=i, formula=s.composition.reduced_formula,
+                                                      error=type(exc).__name__, message=str(exc)))
+                if progress:
+                    progress("single points", i + 1, len(structures))
+        predictions = []
+        for i, (structure, outcome, source) in enumerate(zip(structures, outcomes, sources,
+                                                             strict=True)):
+            base: dict[str, Any] = {
+                "source": source, "formula": structure.composition.reduced_formula,
+                "relaxed": relax, "settings": settings, **_provenance(ev),
+            }
+            if isinstance(outcome, EvaluationFailure):
+                predictions.append(Prediction(status="failed", message=outcome.message, **base))
+                continue
+            if isinstance(outcome, RelaxResult) and outcome.status != "converged":
+                predictions.append(Prediction(
+                    status=outcome.status, message=outcome.message,
+                    relax_steps=outcome.steps,
+                    max_force_ev_per_angstrom=outcome.max_force_ev_per_angstrom, **base,
+                ))
+                continue
+            final = outcome.final_structure() if isinstance(outcome, RelaxResult) else structure
+            pred = Prediction(
+                status="ok",
+                energy_per_atom_ev=outcome.energy_per_atom_ev,
+                magmoms_bohr=outcome.magmoms_bohr,
+                relax_steps=getattr(outcome, "steps", None),
+                max_force_ev_per_angstrom=outcome.max_force_ev_per_angstrom,
+                relaxed_cif=final.to(fmt="cif"),
+                **base,
+            )
+            if stability:
+                try:
+                    st = self.stability(final, outcome.energy_per_atom_ev, scale=scale,
+                                        progress=step(f"references {structure.composition.chemical_system}"))
+                    pred.formation_energy_ev_per_atom = st.formation_energy_ev_per_atom
+                    pred.e_above_hull_ev_per_atom = st.e_above_hull_ev_per_atom
+                    pred.decomposition = st.decomposition
+                    pred.is_stable = st.is_stable
+                    pred.energy_scale = st.energy_scale
+                except MatloopError as exc:
+                    pred.stability_error = str(exc)
+            if bulk_modulus:
+                bm = ev.bulk_modulus(final)
+                pred.bulk_modulus_gpa = bm.bulk_modulus_gpa
+            predictions.append(pred)
+            if progress:
+                progress("assessing", i + 1, len(structures))
+        return predictions
+
+
+def _provenance(ev: Evaluator) -> dict[str, str]:
+    return {"mlip": ev.spec.name, "mlip_model": ev.spec.model, "mlip_version": ev.mlip_version}

@@ -1,0 +1,397 @@
+"""Local store of known phases: compositions, energies, structures and where they came from.
+
+One SQLite table holds every reference phase. A phase has a structure (to be evaluated with
+an MLIP), an energy on a named scale, or both:
+
+* ``energy_kind='formation'``, ``energy_scale='mp2020'``: DFT formation energy per atom with
+  MP2020 corrections (Materials Project, or a CSV exported from it).
+* ``energy_kind='total'``, ``energy_scale='mp2020'``: corrected DFT total energy per atom
+  (elemental references from pymatgen ComputedEntry JSON or mp-api).
+* structure only: built-in starter library and imported CIFs; their energies come from the
+  MLIP (through the evaluation cache) when a hull needs them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import itertools
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pymatgen.core import Composition, Element, Structure
+
+from matloop.errors import MatloopError, ReferenceDataError, StructureInputError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS phases (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    formula TEXT NOT NULL,
+    reduced_formula TEXT NOT NULL,
+    chemsys TEXT NOT NULL,
+    energy_ev_per_atom REAL,
+    energy_kind TEXT,
+    energy_scale TEXT,
+    structure TEXT,
+    meta TEXT NOT NULL DEFAULT '{}'
+);
+CREATE UNIQUE INDEX IF NOT EXISTS phases_source ON phases(source, source_id);
+CREATE INDEX IF NOT EXISTS phases_chemsys ON phases(chemsys);
+"""
+
+
+@dataclass(frozen=True)
+class ReferencePhase:
+    """One known phase."""
+
+    source: str
+    source_id: str
+    formula: str
+    energy_ev_per_atom: float | None = None
+    energy_kind: str | None = None
+    energy_scale: str | None = None
+    structure: dict[str, Any] | None = None
+    meta: dict[str, Any] | None = None
+
+    @property
+    def composition(self) -> Composition:
+        """The phase's composition."""
+        return Composition(self.formula)
+
+    @property
+    def chemsys(self) -> str:
+        """Sorted element symbols joined by '-'."""
+        return chemsys_of(self.composition)
+
+    def get_structure(self) -> Structure | None:
+        """The structure, when the phase has one."""
+        return None if self.structure is None else Structure.from_dict(self.structure)
+
+
+def chemsys_of(composition: Composition) -> str:
+    """Chemical system string, e.g. 'Fe-Li-O'."""
+    return "-".join(sorted(el.symbol for el in composition.elements))
+
+
+def parse_composition(formula: str) -> Composition:
+    """Composition from a formula, with a clear error for nonsense or unknown elements."""
+    try:
+        comp = Composition(formula)
+    except Exception as exc:
+        raise MatloopError(
+            f"cannot read formula {formula!r} ({exc})",
+            hint="write formulas like LiFePO4 or Fe2O3 with real element symbols",
+        ) from exc
+    unknown = [str(el) for el in comp.elements if not Element.is_valid_symbol(str(el.symbol))]
+    if unknown:
+        raise MatloopError(
+            f"formula {formula!r} has unknown element(s) {', '.join(unknown)}",
+            hint="use real element symbols with correct capitalisation, e.g. Co not CO",
+        )
+    if comp.num_atoms <= 0:
+        raise MatloopError(f"formula {formula!r} has no atoms")
+    return comp
+
+
+def sub_chemsys(elements: Iterable[str]) -> list[str]:
+    """All chemical systems made of a non-empty subset of ``elements``."""
+    els = sorted(set(elements))
+    return ["-".join(c) for r in range(1, len(els) + 1) for c in itertools.combinations(els, r)]
+
+
+class ReferenceStore:
+    """SQLite-backed store of reference phases."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.executescript(_SCHEMA)
+        self._conn.commit()
+
+    # -- writing ---------------------------------------------------------------------------
+    def add(self, phases: Iterable[ReferencePhase]) -> int:
+        """Insert or replace phases (unique by source and source_id); returns how many."""
+        rows = [
+            (
+                p.source, p.source_id, p.formula, p.composition.reduced_formula, p.chemsys,
+                p.energy_ev_per_atom, p.energy_kind, p.energy_scale,
+                None if p.structure is None else json.dumps(p.structure),
+                json.dumps(p.meta or {}),
+            )
+            for p in phases
+        ]
+        with self._lock:
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO phases (source, source_id, formula, reduced_formula, "
+                "chemsys, energy_ev_per_atom, energy_kind, energy_scale, structure, meta) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+            self._conn.commit()
+        return len(rows)
+
+    def ensure_starter_library(self) -> int:
+        """Add the built-in starter library (structures only) if absent; returns its size."""
+        with self._lock:
+            have = self._conn.execute(
+                "SELECT COUNT(*) FROM phases WHERE source = 'starter'"
+            ).fetchone()[0]
+        entries = starter_phases()
+        if have != len(entries):
+            self.add(entries)
+        return len(entries)
+
+    # -- reading ---------------------------------------------------------------------------
+    def phases(self, elements: Iterable[str], *, with_structure: bool | None = None,
+               energy_kind: str | None = None, energy_scale: str | None = None,
+               ) -> list[ReferencePhase]:
+        """Phases whose elements all lie within ``elements`` (every sub-system included)."""
+        systems = sub_chemsys(elements)
+        clauses = [f"chemsys IN ({','.join('?' * len(systems))})"]
+        args: list[Any] = list(systems)
+        if with_structure is True:
+            clauses.append("structure IS NOT NULL")
+        elif with_structure is False:
+            clauses.append("structure IS NULL")
+        if energy_kind is not None:
+            clauses.append("energy_kind = ?")
+            args.append(energy_kind)
+        if energy_scale is not None:
+            clauses.append("energy_scale = ?")
+            args.append(energy_scale)
+        sql = (
+            "SELECT source, source_id, formula, energy_ev_per_atom, energy_kind, energy_scale, "
+            f"structure, meta FROM phases WHERE {' AND '.join(clauses)} ORDER BY id"
+        )
+        with self._lock:
+            rows = self._conn.execute(sql, args).fetchall()
+        return [
+            ReferencePhase(
+                source=r[0], source_id=r[1], formula=r[2], energy_ev_per_atom=r[3],
+                energy_kind=r[4], energy_scale=r[5],
+                structure=None if r[6] is None else json.loads(r[6]), meta=json.loads(r[7]),
+            )
+            for r in rows
+        ]
+
+    def status(self) -> list[dict[str, Any]]:
+        """Counts of phases by source, energy kind and scale."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT source, COALESCE(energy_kind, '-'), COALESCE(energy_scale, '-'), "
+                "SUM(structure IS NOT NULL), COUNT(*), COUNT(DISTINCT chemsys) FROM phases "
+                "GROUP BY 1, 2, 3 ORDER BY 1"
+            ).fetchall()
+        return [
+            {"source": r[0], "energy_kind": r[1], "energy_scale": r[2], "with_structure": r[3],
+             "phases": r[4], "chemical_systems": r[5]}
+            for r in rows
+        ]
+
+    def count(self) -> int:
+        """Total number of phases."""
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM phases").fetchone()[0])
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Built-in starter library
+
+
+@lru_cache(maxsize=1)
+def starter_entries() -> list[dict[str, Any]]:
+    """Raw starter-library entries (prototype + lattice constants) from the package data."""
+    return json.loads(resources.files("matloop.data").joinpath("starter_library.json").read_text())
+
+
+def build_starter_structure(entry: dict[str, Any]) -> Structure:
+    """Build one starter-library entry from its prototype and lattice constants."""
+    from matloop.materials.prototypes import get_prototype
+
+    lattice_kw = {k: float(entry[k]) for k in ("b", "c", "alpha", "beta", "gamma") if k in entry}
+    return get_prototype(entry["prototype"]).build(
+        entry["species"], a=float(entry["a"]), params=entry.get("params"), **lattice_kw
+    )
+
+
+@lru_cache(maxsize=1)
+def starter_phases() -> list[ReferencePhase]:
+    """The starter library as reference phases (structures, no energies)."""
+    phases = []
+    for entry in starter_entries():
+        structure = build_starter_structure(entry)
+        phases.append(ReferencePhase(
+            source="starter",
+            source_id=f"{entry['formula']}:{entry['prototype']}",
+            formula=structure.composition.formula,
+            structure=structure.as_dict(),
+            meta={k: entry[k] for k in ("prototype", "category", "ground_state",
+                                         "lattice_is_experimental", "note") if k in entry},
+        ))
+    return phases
+
+
+# ---------------------------------------------------------------------------------------------
+# Importers
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
+    return open(path, encoding="utf-8")  # noqa: SIM115 - closed by the caller's with
+
+
+_FORMULA_COLUMNS = ("composition", "formula", "reduced_formula", "pretty_formula")
+_ENERGY_COLUMNS = ("formation_energy_per_atom", "formation_energy_ev_per_atom",
+                   "e_form", "target", "formation_energy")
+_ID_COLUMNS = ("task_id", "material_id", "mp_id", "id")
+
+
+def read_formation_energy_csv(path: str | Path, *, source: str | None = None,
+                              ) -> Iterator[ReferencePhase]:
+    """Phases from a CSV of composition and formation energy per atom (eV/atom, MP2020 scale).
+
+    Recognised columns: a formula column (one of composition, formula, reduced_formula,
+    pretty_formula), an energy column (formation_energy_per_atom, e_form, target...), and an
+    optional id column (task_id, material_id...).
+    """
+    import csv
+
+    path = Path(path)
+    source = source or f"file:{path.name}"
+    with _open_text(path) as handle:
+        reader = csv.DictReader(handle)
+        fields = [f.strip() for f in (reader.fieldnames or [])]
+        fcol = next((c for c in _FORMULA_COLUMNS if c in fields), None)
+        ecol = next((c for c in _ENERGY_COLUMNS if c in fields), None)
+        icol = next((c for c in _ID_COLUMNS if c in fields), None)
+        if fcol is None or ecol is None:
+            raise ReferenceDataError(
+                f"{path}: needs a formula column ({', '.join(_FORMULA_COLUMNS)}) and a formation "
+                f"energy column ({', '.join(_ENERGY_COLUMNS)}); found {', '.join(fields)}",
+            )
+        for n, row in enumerate(reader, start=2):
+            formula, value = row[fcol].strip(), row[ecol].strip()
+            try:
+                energy = float(value)
+                comp = parse_composition(formula)
+            except Exception as exc:
+                raise ReferenceDataError(
+                    f"{path}, line {n}: cannot read formula {formula!r} / energy {value!r} ({exc})"
+                ) from exc
+            yield ReferencePhase(
+                source=source,
+                source_id=row[icol].strip() if icol else f"row{n}",
+                formula=comp.formula,
+                energy_ev_per_atom=energy,
+                energy_kind="formation",
+                energy_scale="mp2020",
+            )
+
+
+def read_computed_entries_json(path: str | Path, *, source: str | None = None,
+                               ) -> Iterator[ReferencePhase]:
+    """Phases from pymatgen ComputedEntry JSON (a list, or a dict of entries), as total energies.
+
+    Entries are taken with their corrections applied (``energy`` includes ``correction``), which
+    is the MP2020 scale for entries downloaded from the Materials Project.
+    """
+    from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEntry
+
+    path = Path(path)
+    source = source or f"file:{path.name}"
+    with _open_text(path) as handle:
+        try:
+            data = json.load(handle)
+        except json.JSONDecodeError as exc:
+            raise ReferenceDataError(f"{path}: not valid JSON ({exc})") from exc
+    items = list(data.values()) if isinstance(data, dict) and "@class" not in data else (
+        [data] if isinstance(data, dict) else data)
+    for n, item in enumerate(items):
+        cls = ComputedStructureEntry if "structure" in item else ComputedEntry
+        try:
+            entry = cls.from_dict(item)
+        except Exception as exc:
+            raise ReferenceDataError(f"{path}: item {n} is not a ComputedEntry ({exc})") from exc
+        structure = getattr(entry, "structure", None)
+        yield ReferencePhase(
+            source=source,
+            source_id=str(entry.entry_id or f"item{n}"),
+            formula=entry.composition.formula,
+            energy_ev_per_atom=float(entry.energy_per_atom),
+            energy_kind="total",
+            energy_scale="mp2020",
+            structure=None if structure is None else structure.as_dict(),
+        )
+
+
+def read_cif_folder(path: str | Path, *, source: str | None = None) -> Iterator[ReferencePhase]:
+    """Phases (structures only) from every CIF in a folder; invalid files raise with their name."""
+    from matloop.materials.structures import read_structure
+
+    path = Path(path)
+    files = sorted(path.glob("*.cif")) if path.is_dir() else [path]
+    if not files:
+        raise ReferenceDataError(f"{path}: no .cif files found")
+    for file in files:
+        structure = read_structure(file)
+        yield ReferencePhase(
+            source=source or f"cif:{path.name}",
+            source_id=file.name,
+            formula=structure.composition.formula,
+            structure=structure.as_dict(),
+        )
+
+
+def import_references(store: ReferenceStore, path: str | Path) -> int:
+    """Import a reference file or folder into the store; the format is taken from the name.
+
+    ``.csv``/``.csv.gz``: formation energies; ``.json``/``.json.gz``: ComputedEntry list;
+    a folder or ``.cif``: structures.
+
+    Raises:
+        ReferenceDataError: Unknown format or unreadable content.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ReferenceDataError(f"{path}: no such file or folder")
+    name = path.name.lower()
+    if path.is_dir() or name.endswith(".cif"):
+        phases: Iterable[ReferencePhase] = read_cif_folder(path)
+    elif name.endswith((".csv", ".csv.gz")):
+        phases = read_formation_energy_csv(path)
+    elif name.endswith((".json", ".json.gz")):
+        phases = read_computed_entries_json(path)
+    else:
+        raise ReferenceDataError(
+            f"{path}: unknown reference format",
+            hint="import a CSV of formation energies, ComputedEntry JSON, or CIFs",
+        )
+    try:
+        batch: list[ReferencePhase] = []
+        total = 0
+        for phase in phases:
+            batch.append(phase)
+            if len(batch) >= 5000:
+                total += store.add(batch)
+                batch = []
+        return total + store.add(batch)
+    except StructureInputError as exc:
+        raise ReferenceDataError(str(exc)) from exc
