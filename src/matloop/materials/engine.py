@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from pymatgen.core import Structure
+from pymatgen.core import Composition, Structure
 
 from matloop.config import Settings, get_settings
 from matloop.errors import MatloopError
@@ -119,23 +119,25 @@ class MaterialsEngine:
         return kept, energies, notes
 
     # -- stability ---------------------------------------------------------------------------
-    def stability(self, structure: Structure, energy_per_atom_ev: float, *,
+    def stability(self, phase: Structure | Composition, energy_per_atom_ev: float, *,
                   scale: str | None = None, progress: ProgressCallback | None = None,
                   ) -> StabilityResult:
-        """Hull position of a (relaxed) structure with the engine's MLIP energy.
+        """Hull position of a (relaxed) structure, or a composition, with an energy per atom
+        (eV/atom) on the engine's MLIP native scale.
 
         Args:
             scale: 'auto', 'mlip' or 'mp2020' (default: the settings' reference_scale).
         """
-        elements = sorted(el.symbol for el in structure.composition.elements)
+        comp = phase.composition if isinstance(phase, Structure) else Composition(phase)
+        elements = sorted(el.symbol for el in comp.elements)
         chosen = choose_scale(self.store, elements, scale or self.settings.reference_scale)
         threshold = self.settings.stability_threshold_ev_per_atom
         if chosen == "mp2020":
-            return stability_mp2020(structure, energy_per_atom_ev, self.evaluator.energy_scale,
+            return stability_mp2020(comp, energy_per_atom_ev, self.evaluator.energy_scale,
                                     self.store, threshold_ev_per_atom=threshold)
         phases, energies, _ = self.mlip_references(elements, progress=progress)
         return stability_mlip_consistent(
-            structure, energy_per_atom_ev, phases, energies, mlip_label=self.mlip_label,
+            comp, energy_per_atom_ev, phases, energies, mlip_label=self.mlip_label,
             threshold_ev_per_atom=threshold,
         )
 

@@ -132,19 +132,19 @@ def _elemental_refs(store: ReferenceStore, elements: Sequence[str]) -> list[_Ele
     return list(best.values())
 
 
-def stability_mp2020(structure: Structure, energy_per_atom_ev: float, energy_scale: str,
+def stability_mp2020(phase: Structure | Composition, energy_per_atom_ev: float, energy_scale: str,
                      store: ReferenceStore, *, threshold_ev_per_atom: float = 0.1,
                      ) -> StabilityResult:
     """Stability on the MP2020 scale from the store's DFT formation energies.
 
     Args:
-        structure: The (relaxed) candidate.
+        phase: The (relaxed) candidate, or just its composition.
         energy_per_atom_ev: Its MLIP total energy per atom on the backend's native scale.
         energy_scale: The backend's scale (``mp2020`` or ``gga_raw``).
     """
     from matloop.materials.energy_scale import to_mp2020_energy_per_atom
 
-    comp = structure.composition
+    comp = phase.composition if isinstance(phase, Structure) else Composition(phase)
     elements = sorted(el.symbol for el in comp.elements)
     refs = {r.formula_element: r for r in _elemental_refs(store, elements)}
     missing = [el for el in elements if el not in refs]
@@ -154,7 +154,7 @@ def stability_mp2020(structure: Structure, energy_per_atom_ev: float, energy_sca
             hint="import ComputedEntry JSON of elemental references (matloop refs import) or "
                  "run `matloop refs fetch`, or use the 'mlip' scale",
         )
-    e_corr = to_mp2020_energy_per_atom(structure, energy_per_atom_ev, energy_scale)
+    e_corr = to_mp2020_energy_per_atom(comp, energy_per_atom_ev, energy_scale)
     frac = comp.fractional_composition
     e_form = e_corr - sum(frac[el] * refs[el].energy_ev_per_atom for el in elements)
     formation = store.phases(elements, energy_kind="formation", energy_scale="mp2020")
@@ -170,7 +170,7 @@ def stability_mp2020(structure: Structure, energy_per_atom_ev: float, energy_sca
 
 
 def stability_mlip_consistent(
-    structure: Structure, energy_per_atom_ev: float, references: Sequence[ReferencePhase],
+    phase: Structure | Composition, energy_per_atom_ev: float, references: Sequence[ReferencePhase],
     reference_energies_ev_per_atom: Sequence[float], *, mlip_label: str,
     threshold_ev_per_atom: float = 0.1,
 ) -> StabilityResult:
@@ -184,7 +184,7 @@ def stability_mlip_consistent(
     Raises:
         ReferenceDataError: An element of the candidate has no reference phase.
     """
-    comp = structure.composition
+    comp = phase.composition if isinstance(phase, Structure) else Composition(phase)
     elements = sorted(el.symbol for el in comp.elements)
     entries: list[PDEntry] = []
     have_elements: set[str] = set()

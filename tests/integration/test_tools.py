@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from matloop.config import get_settings
+from matloop.materials.engine import MaterialsEngine
+from matloop.materials.references import ReferencePhase
+from matloop.tools.materials import make_materials_tools
+from tests.conftest import DATA
+
+SNAPSHOT = Path(__file__).parents[1] / "data" / "tool_schemas.json"
+
+
+@pytest.fixture
+def tools(tmp_path):
+    engine = MaterialsEngine(get_settings())
+    return {t.name: t for t in make_materials_tools(engine, run_dir=tmp_path / "run")}, engine
+
+
+def test_tool_schemas_match_snapshot(tools) -> None:
+    by_name, _ = tools
+    schemas = {name: t.args_schema.model_json_schema() for name, t in sorted(by_name.items())}
+    descriptions = {name: t.description for name, t in sorted(by_name.items())}
+    current = {"schemas": schemas, "descriptions": descriptions}
+    if not SNAPSHOT.exists():
+        SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True))
+        pytest.fail(f"wrote a new snapshot to {SNAPSHOT}; review and commit it")
+    assert json.loads(SNAPSHOT.read_text()) == json.loads(json.dumps(current, sort_keys=True))
+
+
+def test_relax_structure_tool_writes_cif(tools, tmp_path) -> None:
+    by_name, _ = tools
+    out = json.loads(by_name["relax_structure"].invoke(
+        {"structure": str(DATA / "NaCl_rocksalt.cif")}))
+    assert out["status"] == "ok" and out["formula"] == "NaCl"
+    assert out["energy_per_atom_ev"] < -3.5
+    assert Path(out["relaxed_cif_path"]).is_file()
+
+
+def test_tools_report_bad_input_as_status(tools) -> None:
+    by_name, _ = tools
+    out = json.loads(by_name["relax_structure"].invoke(
+        {"structure": str(DATA / "close_atoms.cif")}))
+    assert out["status"] == "error" and "closer than 0.5" in out["message"]
+    batch = json.loads(by_name["predict_properties"].invoke(
+        {"structures": [str(DATA / "garbage.cif"), str(DATA / "NaCl_rocksalt.cif")]}))
+    assert batch["status"] == "partial" and batch["evaluated"] == 1
+    assert batch["results"][0]["status"] == "error"
+    assert batch["results"][1]["status"] == "ok"
+    bad = json.loads(by_name["check_stability"].invoke(
+        {"formula": "Qq2O", "energy_per_atom_ev": -5.0}))
+    assert bad["status"] == "error" and "Qq" in bad["message"]
+
+
+def test_check_stability_and_lookup_on_imported_mp_scale(tools) -> None:
+    by_name, engine = tools
+    engine.store.add([
+        ReferencePhase("mp", "na", "Na1", -1.3, "total", "mp2020"),
+        ReferencePhase("mp", "cl", "Cl2", -1.8, "total", "mp2020"),
+        ReferencePhase("mp", "nacl", "Na1Cl1", -2.1, "formation", "mp2020"),
+    ])
+    out = json.loads(by_name["check_stability"].invoke(
+        {"formula": "NaCl", "energy_per_atom_ev": -3.60}))
+    assert out["status"] == "ok"
+    assert out["e_above_hull_ev_per_atom"] == pytest.approx(0.05)
+    assert out["energy_scale"].startswith("mp2020")
+    phases = json.loads(by_name["lookup_known_phases"].invoke({"chemsys": "Na-Cl"}))
+    assert phases["status"] == "ok" and phases["chemsys"] == "Cl-Na"
+    assert {p["formula"] for p in phases["phases"]} >= {"NaCl", "Na", "Cl2"}
+    by_formula = json.loads(by_name["lookup_known_phases"].invoke({"chemsys": "NaCl"}))
+    assert by_formula["chemsys"] == "Cl-Na"
