@@ -32,7 +32,11 @@ from matloop.materials.cache import EvaluationCache
 from matloop.materials.energy_scale import mp2020_correction_ev, to_mp2020_energy_per_atom
 from matloop.materials.evaluation import Evaluator
 from matloop.materials.mlip import RelaxResult
-from matloop.materials.references import build_starter_structure, starter_entries
+from matloop.materials.references import (
+    build_starter_structure,
+    starter_entries,
+    starter_relax_cell,
+)
 
 
 def mp_ground_states(data_dir: Path) -> dict[str, float]:
@@ -69,21 +73,27 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--cache", type=Path, default=RESULTS / "cache" / "evaluations.sqlite")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--max-atoms", type=int, default=40,
+                        help="skip starter entries with larger cells (time)")
     args = parser.parse_args(argv)
 
-    entries = starter_entries()
-    structures = [build_starter_structure(e) for e in entries]
+    entries, structures = [], []
+    for entry in starter_entries():
+        s = build_starter_structure(entry)
+        if len(s) <= args.max_atoms:
+            entries.append(entry)
+            structures.append(s)
     mp = mp_ground_states(args.data_dir)
     mu_mp = mp_elemental_energies(args.data_dir)
     cache = EvaluationCache(args.cache)
-    report: dict = {"backends": {}}
+    report: dict = {"backends": {}, "max_atoms": args.max_atoms,
+                    "n_starter_entries_used": len(entries)}
     for name in args.mlip:
         ev = Evaluator(name, cache=cache)
         t0 = time.perf_counter()
         results: list = []
         for entry, s in zip(entries, structures, strict=True):
-            relax_cell = entry.get("relax_cell", True)
-            results.append(ev.relax(s, relax_cell=relax_cell))
+            results.append(ev.relax(s, relax_cell=starter_relax_cell(entry)))
         wall = time.perf_counter() - t0
 
         lattice_rows = []

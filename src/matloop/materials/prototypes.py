@@ -122,10 +122,27 @@ class Prototype:
         values = {**self.params, **(params or {})}
         coords = [[_evaluate(c, values, self.name) for c in site.coords] for site in self.sites]
         lattice = self.lattice(a, **lattice_kw)
-        return Structure.from_spacegroup(
-            self.spacegroup, lattice, [species[s.label] for s in self.sites], coords,
-            tol=1e-3,
-        )
+        spg = _spacegroup(self.spacegroup)
+        if not spg.is_compatible(lattice):
+            raise StructureInputError(
+                f"prototype {self.name}: lattice {lattice.parameters} does not fit space group "
+                f"{spg.symbol}"
+            )
+        all_species: list[str] = []
+        all_coords: list[list[float]] = []
+        for site, coord in zip(self.sites, coords, strict=True):
+            orbit = spg.get_orbit(coord, tol=1e-3)
+            all_species += [species[site.label]] * len(orbit)
+            all_coords += [list(c) for c in orbit]
+        return Structure(lattice, all_species, all_coords)
+
+
+@lru_cache(maxsize=None)
+def _spacegroup(number: int) -> Any:
+    """The space group's operations, built once per process (they are slow to make)."""
+    from pymatgen.symmetry.groups import SpaceGroup
+
+    return SpaceGroup.from_int_number(number)
 
 
 def _evaluate(value: float | str, params: dict[str, float], name: str) -> float:

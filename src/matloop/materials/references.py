@@ -231,6 +231,15 @@ def build_starter_structure(entry: dict[str, Any]) -> Structure:
     )
 
 
+#: Prototypes whose cell is vacuum around a molecule: relax positions, keep the box.
+MOLECULE_PROTOTYPES = frozenset({"dimer_box"})
+
+
+def starter_relax_cell(entry: dict[str, Any]) -> bool:
+    """Whether a starter entry's cell should be relaxed (not for molecules in a box)."""
+    return bool(entry.get("relax_cell", entry["prototype"] not in MOLECULE_PROTOTYPES))
+
+
 @lru_cache(maxsize=1)
 def starter_phases() -> list[ReferencePhase]:
     """The starter library as reference phases (structures, no energies)."""
@@ -242,8 +251,9 @@ def starter_phases() -> list[ReferencePhase]:
             source_id=f"{entry['formula']}:{entry['prototype']}",
             formula=structure.composition.formula,
             structure=structure.as_dict(),
-            meta={k: entry[k] for k in ("prototype", "category", "ground_state",
-                                         "lattice_is_experimental", "note") if k in entry},
+            meta={**{k: entry[k] for k in ("prototype", "category", "ground_state",
+                                            "lattice_is_experimental", "note") if k in entry},
+                  "relax_cell": starter_relax_cell(entry)},
         ))
     return phases
 

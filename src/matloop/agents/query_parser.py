@@ -1,0 +1,293 @@
+"""Deterministic reading of a materials question into an :class:`Objective`.
+
+Understands chemical systems (``Li-Fe-O``), formulas (``LiFePO4``), element names
+(``lithium``), compound classes (``oxide``, ``halide``), exclusions (``lead-free``,
+``without cobalt``, ``non-toxic``), property targets with units (``band gap 1.2-1.6 eV``,
+``bulk modulus above 200 GPa``, ``formation energy below -1 eV/atom``), stability wording and
+applications that imply targets (``photovoltaic`` -> band gap 1.1-1.7 eV). Every assumption it
+makes is written into ``Objective.notes``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pymatgen.core import Composition, Element
+
+from matloop.schemas import PROPERTY_UNITS, Objective, PropertyTarget
+
+_ELEMENT_NAMES = {el.long_name.lower(): el.symbol for el in Element}
+_ELEMENT_NAMES.update({"aluminum": "Al", "sulphur": "S", "caesium": "Cs", "cesium": "Cs"})
+
+CLASS_ANIONS: dict[str, list[str]] = {
+    "oxide": ["O"], "nitride": ["N"], "sulfide": ["S"], "sulphide": ["S"], "selenide": ["Se"],
+    "telluride": ["Te"], "fluoride": ["F"], "chloride": ["Cl"], "bromide": ["Br"],
+    "iodide": ["I"], "phosphide": ["P"], "carbide": ["C"], "boride": ["B"], "hydride": ["H"],
+    "arsenide": ["As"], "antimonide": ["Sb"],
+}
+_ANY_OF: dict[str, list[str]] = {
+    "halide": ["F", "Cl", "Br", "I"],
+    "chalcogenide": ["S", "Se", "Te"],
+    "pnictide": ["N", "P", "As", "Sb"],
+}
+TOXIC = ["Pb", "Cd", "Hg", "As", "Tl", "Be"]
+RARE_EARTHS = ["Sc", "Y", "La", "Ce", "Pr", "Nd", "Pm", "Sm", "Eu", "Gd", "Tb", "Dy", "Ho",
+               "Er", "Tm", "Yb", "Lu"]
+NOBLE_GASES = ["He", "Ne", "Ar", "Kr", "Xe", "Rn"]
+
+STRUCTURE_WORDS = {
+    "double perovskite": "double_perovskite", "perovskite": "perovskite", "spinel": "spinel",
+    "olivine": "olivine", "rocksalt": "rocksalt", "rock-salt": "rocksalt",
+    "wurtzite": "wurtzite", "zincblende": "zincblende", "zinc blende": "zincblende",
+    "fluorite": "fluorite", "rutile": "rutile", "garnet": "garnet", "layered": "alpha_NaFeO2",
+    "delafossite": "delafossite", "pyrochlore": "pyrochlore", "heusler": "heusler",
+    "half-heusler": "half_heusler", "chalcopyrite": "chalcopyrite", "kesterite": "kesterite",
+    "max phase": "MAX_211", "ruddlesden-popper": "K2NiF4",
+}
+
+_PROPERTY_WORDS = [
+    (r"band\s*-?\s*gaps?|bandgaps?|\bgaps?\b", "band_gap", "eV"),
+    (r"bulk\s+modul(?:us|i)", "bulk_modulus", "GPa"),
+    (r"formation\s+energ(?:y|ies)", "formation_energy", "eV/atom"),
+    (r"energ(?:y|ies)\s+above\s+(?:the\s+)?hull|e_above_hull|e[_ ]?hull", "e_above_hull",
+     "eV/atom"),
+]
+_NUM = r"(-?\d+(?:\.\d+)?)"
+_UNIT = r"\s*(ev/atom|mev/atom|ev|mev|gpa|mpa)?"
+
+_APPLICATIONS = [
+    (r"photovoltaic|solar\s+(?:cell|absorber)|\bpv\b", "photovoltaic absorber",
+     PropertyTarget(name="band_gap", unit="eV", min=1.1, max=1.7,
+                    source_text="implied by photovoltaic use (Shockley-Queisser optimum)")),
+    (r"transparent\s+conduct", "transparent conductor",
+     PropertyTarget(name="band_gap", unit="eV", min=3.0, source_text="implied by transparency")),
+    (r"superhard|hard\s+coating|\bhard\b|wear[- ]resistant", "hard material",
+     PropertyTarget(name="bulk_modulus", unit="GPa", min=200.0,
+                    source_text="implied by hardness")),
+    (r"cathode|battery|anode|electrode", "battery electrode", None),
+    (r"thermoelectric", "thermoelectric", None),
+    (r"photocataly|water\s+splitting", "photocatalyst",
+     PropertyTarget(name="band_gap", unit="eV", min=1.8, max=3.2,
+                    source_text="implied by visible-light photocatalysis")),
+    (r"\bled\b|light[- ]emitting", "light emitter", None),
+    (r"scintillat", "scintillator", None),
+]
+
+
+def _is_element(symbol: str) -> bool:
+    return Element.is_valid_symbol(symbol) and symbol not in NOBLE_GASES
+
+
+def _convert(value: float, unit: str | None, target_unit: str) -> float:
+    unit = (unit or "").lower()
+    if unit == "mev" and target_unit == "eV":
+        return value / 1000
+    if unit == "mev/atom" and target_unit == "eV/atom":
+        return value / 1000
+    if unit == "mpa" and target_unit == "GPa":
+        return value / 1000
+    return value
+
+
+def _property_targets(text: str, notes: list[str]) -> list[PropertyTarget]:
+    targets: list[PropertyTarget] = []
+    lowered = text.lower()
+    for pattern, name, unit in _PROPERTY_WORDS:
+        for match in re.finditer(pattern, lowered):
+            tail = lowered[match.end(): match.end() + 60]
+            window = tail.split(",")[0].split(";")[0]
+            ranged = re.search(rf"(?:of|=|:|between|from|in\s+the\s+range(?:\s+of)?)?\s*{_NUM}"
+                               rf"{_UNIT}\s*(?:-|–|to|and)\s*{_NUM}{_UNIT}", window)
+            lower = re.search(rf"(?:above|over|greater\s+than|more\s+than|at\s+least|exceeding|"
+                              rf">=|>|≥|min(?:imum)?(?:\s+of)?)\s*{_NUM}{_UNIT}", window)
+            upper = re.search(rf"(?:below|under|less\s+than|at\s+most|lower\s+than|<=|<|≤|"
+                              rf"max(?:imum)?(?:\s+of)?)\s*{_NUM}{_UNIT}", window)
+            around = re.search(rf"(?:of|=|:|around|about|near|~|≈)\s*{_NUM}{_UNIT}", window)
+            target: PropertyTarget | None = None
+            if ranged:
+                lo = _convert(float(ranged.group(1)), ranged.group(2) or ranged.group(4), unit)
+                hi = _convert(float(ranged.group(3)), ranged.group(4), unit)
+                target = PropertyTarget(name=name, unit=unit, min=min(lo, hi), max=max(lo, hi),
+                                        source_text=(match.group(0) + ranged.group(0)).strip())
+            elif lower or upper:
+                lo = _convert(float(lower.group(1)), lower.group(2), unit) if lower else None
+                hi = _convert(float(upper.group(1)), upper.group(2), unit) if upper else None
+                target = PropertyTarget(name=name, unit=unit, min=lo, max=hi,
+                                        source_text=match.group(0))
+            elif around:
+                centre = _convert(float(around.group(1)), around.group(2), unit)
+                tol = 0.2 if unit == "eV" else abs(centre) * 0.1
+                target = PropertyTarget(name=name, unit=unit, min=centre - tol, max=centre + tol,
+                                        source_text=(match.group(0) + around.group(0)).strip())
+                notes.append(f"'{target.source_text}' read as {target.describe()} "
+                             f"(±{tol:g} {unit})")
+            if target is not None and all(t.name != name for t in targets):
+                targets.append(target)
+    return targets
+
+
+def _formulas(text: str) -> list[str]:
+    out: list[str] = []
+    for token in re.findall(r"\b(?:[A-Z][a-z]?\d*(?:\.\d+)?)+\b", text):
+        symbols = re.findall(r"[A-Z][a-z]?", token)
+        if not all(_is_element(s) for s in symbols):
+            continue
+        if len(set(symbols)) < 2 and not re.search(r"\d", token):
+            continue
+        try:
+            comp = Composition(token)
+        except Exception:
+            continue
+        if len(comp.elements) >= 2 and comp.reduced_formula not in out:
+            out.append(comp.reduced_formula)
+    return out
+
+
+def parse_query(query: str, *, stability_threshold_ev_per_atom: float = 0.1,
+                max_atoms: int = 20) -> Objective:
+    """Read a question into an Objective; assumptions go into ``notes``."""
+    text = query.strip()
+    lowered = text.lower()
+    notes: list[str] = []
+    systems: list[str] = []
+    for match in re.finditer(r"\b([A-Z][a-z]?(?:\s*-\s*[A-Z][a-z]?)+)\b", text):
+        symbols = [s.strip() for s in match.group(1).split("-")]
+        if all(_is_element(s) for s in symbols) and len(set(symbols)) >= 2:
+            chemsys = "-".join(sorted(set(symbols)))
+            if chemsys not in systems:
+                systems.append(chemsys)
+    formulas = [f for f in _formulas(re.sub(r"\b[A-Z][a-z]?(?:-[A-Z][a-z]?)+\b", " ", text))]
+
+    excluded: list[str] = []
+    for match in re.finditer(r"\b([A-Za-z]+)[- ]free\b", text):
+        word = match.group(1)
+        symbol = word if _is_element(word) else _ELEMENT_NAMES.get(word.lower())
+        if word.lower() in ("rare-earth", "rare", "earth") or "rare-earth-free" in lowered:
+            excluded += RARE_EARTHS
+        elif symbol:
+            excluded.append(symbol)
+    for match in re.finditer(r"\b(?:without|no|excluding|avoid(?:ing)?)\s+([A-Za-z]+)", text):
+        word = match.group(1)
+        symbol = word if _is_element(word) and word[0].isupper() else _ELEMENT_NAMES.get(
+            word.lower())
+        if symbol:
+            excluded.append(symbol)
+    if "rare-earth-free" in lowered or "rare earth free" in lowered:
+        excluded += RARE_EARTHS
+    if re.search(r"non-?toxic", lowered):
+        excluded += TOXIC
+        notes.append(f"'non-toxic' read as excluding {', '.join(TOXIC)}")
+
+    required: list[str] = []
+    for name, symbol in _ELEMENT_NAMES.items():
+        if re.search(rf"\b{name}\b", lowered) and not re.search(rf"\b{name}[- ]free\b", lowered):
+            if symbol not in excluded and symbol not in required:
+                required.append(symbol)
+    for match in re.finditer(r"\b([A-Z][a-z]?)[- ](?:based|containing|rich)\b", text):
+        if _is_element(match.group(1)) and match.group(1) not in required:
+            required.append(match.group(1))
+    anion_options: list[str] = []
+    for word, anions in CLASS_ANIONS.items():
+        if re.search(rf"\b{word}s?\b", lowered) and not systems and not formulas:
+            for a in anions:
+                if a not in required:
+                    required.append(a)
+    for word, anions in _ANY_OF.items():
+        if re.search(rf"\b{word}s?\b", lowered):
+            anion_options = [a for a in anions if a not in excluded]
+            notes.append(f"'{word}' read as one of {', '.join(anion_options)}")
+
+    targets = _property_targets(text, notes)
+    application = ""
+    for pattern, label, implied in _APPLICATIONS:
+        if re.search(pattern, lowered):
+            application = label
+            if implied is not None and all(t.name != implied.name for t in targets):
+                targets.append(implied)
+                notes.append(f"{implied.describe()} {implied.source_text}")
+            break
+
+    require_stable = True
+    threshold = stability_threshold_ev_per_atom
+    within = re.search(rf"within\s+{_NUM}\s*(mev|ev)(?:/atom)?\s+(?:of\s+)?(?:the\s+)?hull",
+                       lowered)
+    if within:
+        threshold = float(within.group(1)) / (1000 if within.group(2) == "mev" else 1)
+    for t in targets:
+        if t.name == "e_above_hull" and t.max is not None:
+            threshold = t.max
+    if re.search(r"\bmetastable\b", lowered) and not within:
+        notes.append(f"'metastable' read as e_above_hull <= {threshold:g} eV/atom")
+    if not re.search(r"\bstable\b|stability|hull|synthesi[sz]able|metastable", lowered):
+        notes.append(f"stability not mentioned: candidates are still required to lie within "
+                     f"{threshold:g} eV/atom of the hull")
+
+    structure_hints = [proto for word, proto in STRUCTURE_WORDS.items()
+                       if re.search(rf"\b{re.escape(word)}s?\b", lowered)]
+    if "double_perovskite" in structure_hints and "perovskite" in structure_hints:
+        structure_hints.remove("perovskite")
+    for f in formulas:
+        for el in Composition(f).elements:
+            if el.symbol in excluded:
+                raise_conflict = f"formula {f} contains excluded element {el.symbol}"
+                notes.append(raise_conflict)
+    for chemsys in systems:
+        bad = [el for el in chemsys.split("-") if el in excluded]
+        if bad:
+            notes.append(f"chemical system {chemsys} contains excluded {', '.join(bad)}")
+    interpretation = _interpretation(systems, formulas, required, excluded, targets,
+                                     structure_hints, application, threshold, anion_options)
+    objective = Objective(
+        query=text, interpretation=interpretation, chemical_systems=systems,
+        compositions=formulas, required_elements=sorted(set(required)),
+        excluded_elements=sorted(set(excluded)), property_targets=targets,
+        require_stable=require_stable, stability_threshold_ev_per_atom=threshold,
+        application=application, max_atoms=max_atoms, notes=notes,
+    )
+    objective.notes += [f"structure hint: {h}" for h in structure_hints]
+    if anion_options:
+        objective.notes.append("anion options: " + ",".join(anion_options))
+    return objective
+
+
+def structure_hints(objective: Objective) -> list[str]:
+    """Prototype names the query asked for (from ``notes``)."""
+    return [n.split(": ", 1)[1] for n in objective.notes if n.startswith("structure hint: ")]
+
+
+def anion_options(objective: Objective) -> list[str]:
+    """Anions allowed by a class word such as 'halide' (from ``notes``)."""
+    for n in objective.notes:
+        if n.startswith("anion options: "):
+            return [a for a in n.split(": ", 1)[1].split(",") if a]
+    return []
+
+
+def _interpretation(systems: list[str], formulas: list[str], required: list[str],
+                    excluded: list[str], targets: list[PropertyTarget], hints: list[str],
+                    application: str, threshold: float, anions: list[str]) -> str:
+    parts = []
+    if systems:
+        parts.append(f"in the chemical system(s) {', '.join(systems)}")
+    if formulas:
+        parts.append(f"at or near the composition(s) {', '.join(formulas)}")
+    if hints:
+        parts.append(f"in {', '.join(hints)}-type structures")
+    if required:
+        parts.append(f"containing {', '.join(sorted(set(required)))}")
+    if anions:
+        parts.append(f"with anion {'/'.join(anions)}")
+    if excluded:
+        parts.append(f"without {', '.join(sorted(set(excluded)))}")
+    if not parts:
+        parts.append("matching the stated targets")
+    text = "Look for compounds " + ", ".join(parts)
+    text += f"; stable means within {threshold:g} eV/atom of the convex hull"
+    if targets:
+        text += "; targets: " + "; ".join(t.describe() for t in targets)
+    if application:
+        text += f"; application: {application}"
+    return text + "."
+
+
+__all__ = ["PROPERTY_UNITS", "anion_options", "parse_query", "structure_hints"]

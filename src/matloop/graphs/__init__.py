@@ -1,0 +1,1 @@
+"""LangGraph graphs: the campaign and the chat assistant."""
