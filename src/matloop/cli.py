@@ -203,6 +203,127 @@ def refs_fetch(chemsys: Annotated[str, typer.Option("--chemsys", help="e.g. Li-F
     out.print(f"stored {n} phases of {chemsys}")
 
 
+def _print_event(event: dict) -> None:
+    kind = event.get("type")
+    if kind == "node_start":
+        console.print(f"[bold cyan]▶ {event['node']}[/] (iteration {event.get('iteration', 0)})")
+    elif kind == "tool_call":
+        colour = "green" if event.get("status") in ("ok", "partial") else "red"
+        console.print(f"   [{colour}]{event.get('tool')}[/] {event.get('summary', '')} "
+                      f"[dim]({event.get('duration_s', 0):.1f} s)[/]")
+    elif kind == "llm_call":
+        console.print(f"   [magenta]{event.get('role')}[/] {event.get('model')} "
+                      f"{event.get('input_tokens', 0)}+{event.get('output_tokens', 0)} tokens")
+    elif kind == "node_error":
+        console.print(f"   [red]{event.get('node')} failed:[/] {event.get('error')}")
+
+
+def _ask_approval(payload: dict) -> dict:
+    plan = payload.get("plan", {})
+    table = Table(title="proposed plan")
+    for col in ("step", "tool", "purpose", "inputs"):
+        table.add_column(col)
+    for step in plan.get("steps", []):
+        table.add_row(step["id"], step["tool"], step["purpose"], json.dumps(step["inputs"])[:80])
+    console.print(table)
+    if typer.confirm("Approve this plan?", default=True):
+        return {"approved": True}
+    feedback = typer.prompt("What should change? (empty to stop the campaign)", default="")
+    return {"approved": False, "feedback": feedback}
+
+
+@app.command()
+def campaign(
+    query: Annotated[str | None, typer.Argument(help="The materials question.")] = None,
+    llm: Annotated[str, typer.Option(help="none (offline policies) or PROVIDER:MODEL for every role.")] = "none",
+    role_model: Annotated[list[str] | None, typer.Option("--role-model", help="ROLE=PROVIDER:MODEL (scientist, planner, critic, assistant, reporter).")] = None,
+    base_url: Annotated[str | None, typer.Option(help="Base URL of an OpenAI-compatible server (vLLM, llama.cpp, LM Studio).")] = None,
+    max_iterations: Annotated[int, typer.Option(help="Ideation-to-expansion loops.")] = 3,
+    max_evaluations: Annotated[int, typer.Option(help="Candidate MLIP relaxations.")] = 60,
+    max_llm_calls: Annotated[int, typer.Option(help="LLM calls over all roles.")] = 200,
+    max_tokens: Annotated[int, typer.Option(help="Input + output tokens.")] = 2_000_000,
+    budget_usd: Annotated[float, typer.Option(help="Spend limit, USD (price table).")] = 5.0,
+    max_wall_time: Annotated[float, typer.Option(help="Wall-time limit, seconds.")] = 3600.0,
+    max_atoms: Annotated[int, typer.Option(help="Largest generated cell, atoms.")] = 20,
+    mlip: Annotated[str | None, typer.Option(help="MLIP backend.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of every stochastic step.")] = 0,
+    out: Annotated[Path, typer.Option(help="Folder of run directories.")] = Path("runs"),
+    resume: Annotated[str | None, typer.Option(help="Continue the campaign with this thread id.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Approve plans without asking (batch runs).")] = False,
+    campaign_id: Annotated[str | None, typer.Option(help="Thread id to use for a new campaign.")] = None,
+) -> None:
+    """Run (or resume) a discovery campaign and write its report."""
+    from matloop.campaign import resume_campaign, start_campaign
+    from matloop.runtime import Budget
+
+    try:
+        approve = None if yes else _ask_approval
+        if resume:
+            run = resume_campaign(resume, out_dir=out, approve=approve)
+        else:
+            if not query:
+                raise MatloopError("no query given", hint='matloop campaign "stable Ba-Ti-O oxides"')
+            roles = {}
+            for item in role_model or []:
+                role, sep, model = item.partition("=")
+                if not sep:
+                    raise MatloopError(f"--role-model {item!r} is not ROLE=PROVIDER:MODEL")
+                roles[role.strip()] = model.strip()
+            budget = Budget(max_iterations=max_iterations, max_evaluations=max_evaluations,
+                            max_llm_calls=max_llm_calls, max_tokens=max_tokens,
+                            max_cost_usd=budget_usd, max_wall_time_s=max_wall_time)
+            run = start_campaign(query, out_dir=out, llm=llm, role_models=roles, budget=budget,
+                                 mlip=mlip, seed=seed, require_approval=not yes,
+                                 base_url=base_url, max_atoms=max_atoms,
+                                 campaign_id=campaign_id)
+        console.print(f"campaign [bold]{run.config.campaign_id}[/] in {run.run_dir} "
+                      f"(resume with --resume {run.config.campaign_id})")
+        report = run.run(resume=bool(resume), on_event=_print_event)
+    except MatloopError as exc:
+        _fail(exc)
+        return
+    from matloop.reports import write_report_files
+
+    paths = write_report_files(report, run.run_dir)
+    _print_report(report)
+    out.mkdir(parents=True, exist_ok=True)
+    console.print("report: " + ", ".join(str(p) for p in paths))
+
+
+def _print_report(report) -> None:
+    out.print(f"[bold]{report.status}[/] — {report.summary}")
+    table = Table(title="top candidates")
+    for col in ("id", "formula", "space group", "method", "E_hull (eV/atom)",
+                "E_form (eV/atom)", "meets objective"):
+        table.add_column(col)
+    for c in [c for c in report.candidates if c.status == "ok"][:10]:
+        table.add_row(c.id, c.formula, c.spacegroup or "—", c.method,
+                      _fmt(c.e_above_hull_ev_per_atom), _fmt(c.formation_energy_ev_per_atom),
+                      {True: "yes", False: "no", None: "unknown"}[c.meets_objective])
+    out.print(table)
+    u = report.usage
+    out.print(f"usage: {u.iterations} iterations, {u.mlip_evaluations} MLIP evaluations, "
+              f"{u.tool_calls} tool calls, {u.llm_calls} LLM calls "
+              f"({u.input_tokens}+{u.output_tokens} tokens, ${u.cost_usd:.4f}), "
+              f"{u.wall_time_s:.0f} s")
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A campaign's run directory.")],
+    fmt: Annotated[str, typer.Option("--format", help="html, md or json.")] = "md",
+) -> None:
+    """Re-render the report of a finished or partial run."""
+    from matloop.reports import render_run
+
+    try:
+        path = render_run(run_dir, fmt=fmt)
+    except MatloopError as exc:
+        _fail(exc)
+        return
+    out.print(f"wrote {path}")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     """Entry point that turns user-facing errors into messages."""
     try:

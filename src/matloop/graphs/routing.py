@@ -23,6 +23,11 @@ def after_interpret(state: CampaignState) -> Literal["ideate", "report"]:
     return "report" if state.get("status") else "ideate"
 
 
+def after_ideate(state: CampaignState) -> Literal["review_hypotheses", "report"]:
+    """Review the new hypotheses unless the budget ended the campaign."""
+    return "report" if state.get("status") else "review_hypotheses"
+
+
 def after_hypothesis_review(state: CampaignState) -> Literal["ideate", "plan", "report"]:
     """approved -> plan; revise -> ideate; give_up -> report (nothing approvable)."""
     verdict = _verdict(state)
@@ -48,6 +53,8 @@ def after_plan_review(state: CampaignState) -> Literal["plan", "approve", "repor
 def after_approval(state: CampaignState) -> Literal["execute", "plan", "report"]:
     """approved -> execute; revise (human feedback) -> plan; rejected -> report."""
     verdict = _verdict(state)
+    if state.get("status"):
+        return "report"
     routes = {"approved": "execute", "revise": "plan", "give_up": "report"}
     if verdict not in routes:
         raise RoutingError(f"unexpected approval verdict {verdict!r}")

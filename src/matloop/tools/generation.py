@@ -1,0 +1,112 @@
+"""Generation tool: generate_candidates.
+
+Proposes new crystal structures for a composition or chemical system with the generators of
+:mod:`matloop.generation`, writes each as a CIF plus ``candidates.json`` (full provenance) into
+``<run_dir>/candidates/``, and returns a short JSON summary whose first key is ``status``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from langchain_core.tools import BaseTool, StructuredTool
+from pydantic import BaseModel, Field
+
+from matloop.errors import MatloopError
+from matloop.generation import GenerationReport, GenerationRequest, generate_report
+
+
+class GenerateArgs(BaseModel):
+    """Arguments of generate_candidates."""
+
+    chemsys: str | None = Field(default=None, description="Chemical system, elements joined by "
+                                "'-', e.g. Li-Fe-O. Give this or composition.")
+    composition: str | None = Field(default=None, description="Exact composition, e.g. LiFeO2.")
+    methods: list[str] = Field(default_factory=lambda: ["all"], description="Generators: "
+                               "prototype (decorated structure types), substitution (data-mined "
+                               "ion substitution of known structures), random (symmetric random "
+                               "search), llm (few-shot, when a model is configured), or all.")
+    n: int = Field(default=10, ge=1, le=100, description="How many candidates.")
+    spacegroups: list[int] | None = Field(default=None, description="Allowed space-group "
+                                          "numbers (1-230); omit for any.")
+    max_atoms: int = Field(default=20, ge=1, le=100, description="Most atoms per primitive cell.")
+    required_elements: list[str] = Field(default_factory=list, description="Elements every "
+                                         "candidate must contain.")
+    excluded_elements: list[str] = Field(default_factory=list, description="Elements no "
+                                         "candidate may contain.")
+    seed: int = Field(default=0, description="Random seed (same seed, same candidates).")
+
+
+def write_candidates(report: GenerationReport, folder: Path) -> list[str]:
+    """Write one CIF per candidate and candidates.json into ``folder``; returns the CIF paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    rows = []
+    for c in report.candidates:
+        path = folder / f"{c.id}_{c.formula}.cif"
+        path.write_text(c.get_structure().to(fmt="cif"))
+        paths.append(str(path))
+        rows.append({**c.model_dump(), "cif_path": str(path)})
+    (folder / "candidates.json").write_text(json.dumps({
+        "request": report.request.model_dump(), "candidates": rows,
+        "rejected": [r.model_dump() for r in report.rejected], "proposed": report.proposed,
+        "duplicates": report.duplicates, "seconds": report.seconds,
+        "method_seconds": report.method_seconds,
+    }, indent=2, default=str))
+    return paths
+
+
+def summarize(report: GenerationReport, paths: list[str] | None = None) -> dict[str, Any]:
+    """The compact summary the tool returns."""
+    rows = []
+    for i, c in enumerate(report.candidates):
+        row: dict[str, Any] = {"id": c.id, "formula": c.formula, "method": c.method,
+                               "spacegroup": c.spacegroup, "n_atoms": c.n_atoms,
+                               "valid": c.valid}
+        if c.validity_notes:
+            row["validity_notes"] = c.validity_notes
+        if paths:
+            row["cif_path"] = paths[i]
+        rows.append(row)
+    reasons: dict[str, int] = {}
+    for r in report.rejected:
+        key = f"{r.method}: {r.reason.split(':')[0]}"
+        reasons[key] = reasons.get(key, 0) + 1
+    return {"status": "ok", "n": len(rows), "per_method": report.per_method,
+            "proposed": report.proposed, "duplicates_removed": report.duplicates,
+            "rejected": reasons, "seconds": report.seconds, "candidates": rows}
+
+
+def make_generation_tools(engine: Any, *, run_dir: Path | None = None, chat_model: Any = None,
+                          ) -> list[BaseTool]:
+    """The generation tool bound to one engine (its reference store) and optional chat model."""
+
+    def generate_candidates(chemsys: str | None = None, composition: str | None = None,
+                            methods: list[str] | None = None, n: int = 10,
+                            spacegroups: list[int] | None = None, max_atoms: int = 20,
+                            required_elements: list[str] | None = None,
+                            excluded_elements: list[str] | None = None, seed: int = 0) -> str:
+        """Generate new candidate crystal structures for a chemical system or composition
+        (prototype decoration, data-mined substitution, symmetric random search, LLM few-shot).
+        Candidates are charge-balanced, de-duplicated and not yet relaxed: pass their cif_path
+        to predict_properties to relax them and check hull stability."""
+        try:
+            wanted = list(methods or ["all"])
+            if "all" in wanted and chat_model is not None:
+                wanted = ["prototype", "substitution", "random", "llm"]
+            request = GenerationRequest(
+                chemsys=chemsys, composition=composition, methods=wanted, n=n,
+                spacegroups=spacegroups, max_atoms=max_atoms,
+                required_elements=required_elements or [],
+                excluded_elements=excluded_elements or [], seed=seed)
+            report = generate_report(request, store=engine.store, chat_model=chat_model)
+        except MatloopError as exc:
+            return json.dumps({"status": "error", "message": str(exc)})
+        except ValueError as exc:  # pydantic validation of the arguments
+            return json.dumps({"status": "error", "message": str(exc).splitlines()[0]})
+        paths = write_candidates(report, run_dir / "candidates") if run_dir is not None else None
+        return json.dumps(summarize(report, paths))
+
+    return [StructuredTool.from_function(generate_candidates, args_schema=GenerateArgs)]

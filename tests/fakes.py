@@ -1,0 +1,53 @@
+"""Scripted chat models for deterministic tests of the LLM paths."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+
+
+class ScriptedChatModel(GenericFakeChatModel):
+    """A GenericFakeChatModel whose ``bind_tools`` returns itself, so structured outputs and
+    tool calls come from the scripted ``AIMessage`` turns. Every turn reports token usage."""
+
+    matloop_label: str = "scripted:test"
+    calls: int = 0
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> ScriptedChatModel:  # noqa: D102
+        return self
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):  # noqa: D102
+        self.calls += 1
+        result = super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
+        msg = result.generations[0].message
+        if isinstance(msg, AIMessage) and not msg.usage_metadata:
+            msg.usage_metadata = {"input_tokens": 100, "output_tokens": 20, "total_tokens": 120}
+        return result
+
+
+def tool_turn(name: str, args: dict[str, Any], call_id: str = "call-1") -> AIMessage:
+    """A turn that calls a tool (or answers with a structured-output schema)."""
+    return AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": call_id}])
+
+
+def text_turn(text: str) -> AIMessage:
+    """A plain text turn."""
+    return AIMessage(content=text)
+
+
+def scripted(turns: Iterable[AIMessage], *, label: str = "scripted:test",
+             repeat_last: bool = False) -> ScriptedChatModel:
+    """A scripted model; with ``repeat_last`` the final turn repeats forever."""
+    turns = list(turns)
+    stream = itertools.chain(turns, itertools.repeat(turns[-1])) if repeat_last else iter(turns)
+    return ScriptedChatModel(messages=stream, matloop_label=label)
+
+
+def json_turn(payload: dict[str, Any]) -> AIMessage:
+    """A turn that answers with JSON in its text (no tool call)."""
+    return AIMessage(content="```json\n" + json.dumps(payload) + "\n```")

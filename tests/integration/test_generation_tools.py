@@ -1,0 +1,130 @@
+"""The generate_candidates tool, the generate/sun CLI, and SUN metrics with CHGNet (slow)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from matloop.config import get_settings
+from matloop.generation import GenerationRequest, generate, sun_metrics
+from matloop.generation.cli import register
+from matloop.materials.engine import MaterialsEngine
+from matloop.materials.references import ReferenceStore
+from matloop.tools.generation import GenerateArgs, make_generation_tools
+
+runner = CliRunner()
+
+
+class _Engine:
+    """Just what the tool uses from a MaterialsEngine: its reference store (no MLIP)."""
+
+    def __init__(self) -> None:
+        self.store = ReferenceStore(get_settings().reference_path)
+        self.store.ensure_starter_library()
+
+
+def make_app() -> typer.Typer:
+    app = typer.Typer()
+
+    @app.callback()
+    def main() -> None:
+        """Test app."""
+
+    register(app)
+    return app
+
+
+def test_tool_writes_cifs_and_returns_compact_json(tmp_path: Path) -> None:
+    (tool,) = make_generation_tools(_Engine(), run_dir=tmp_path / "run")
+    assert tool.name == "generate_candidates"
+    assert set(GenerateArgs.model_json_schema()["properties"]) == {
+        "chemsys", "composition", "methods", "n", "spacegroups", "max_atoms",
+        "required_elements", "excluded_elements", "seed"}
+    out = json.loads(tool.invoke({"chemsys": "K-Mg-F", "methods": ["prototype", "substitution"],
+                                  "n": 4, "seed": 2}))
+    assert list(out)[0] == "status" and out["status"] == "ok"
+    assert out["n"] == 4 and len(out["candidates"]) == 4
+    for row in out["candidates"]:
+        assert {"id", "formula", "method", "valid", "cif_path", "spacegroup"} <= set(row)
+        assert Path(row["cif_path"]).is_file() and row["valid"]
+    saved = json.loads((tmp_path / "run" / "candidates" / "candidates.json").read_text())
+    assert [c["id"] for c in saved["candidates"]] == [r["id"] for r in out["candidates"]]
+    assert saved["candidates"][0]["provenance"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ({"composition": "NaCl2"}, "charge balanced"),
+    ({"chemsys": "Li-Fe-O", "excluded_elements": ["Fe"]}, "excluded"),
+    ({"chemsys": "K-Mg-F", "methods": ["quantum"]}, "unknown generation method"),
+], ids=["unbalanced", "excluded", "unknown-method"])
+def test_tool_reports_errors_as_json(args: dict, message: str) -> None:
+    (tool,) = make_generation_tools(_Engine())
+    out = json.loads(tool.invoke(args))
+    assert out["status"] == "error" and message in out["message"]
+
+
+def test_cli_generate_writes_candidates(tmp_path: Path) -> None:
+    result = runner.invoke(make_app(), ["generate", "--composition", "MgF2", "--method",
+                                        "prototype", "--n", "3", "--out", str(tmp_path / "c"),
+                                        "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "ok" and summary["n"] == 3
+    assert len(list((tmp_path / "c").glob("*.cif"))) == 3
+    assert (tmp_path / "c" / "candidates.json").is_file()
+    table = runner.invoke(make_app(), ["generate", "--chemsys", "Cs-Pb-I", "--spacegroup",
+                                       "221", "--n", "2", "--out", str(tmp_path / "d")])
+    assert table.exit_code == 0 and "CsPbI3" in table.output
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["generate", "--composition", "NaCl2"], "cannot be charge balanced"),
+    (["generate", "--chemsys", "Li-Xx-O"], "unknown element"),
+    (["generate", "--composition", "NaCl", "--method", "llm"], "needs a chat model"),
+    (["generate", "--composition", "NaCl", "--method", "magic"], "unknown method"),
+    (["sun", "/nonexistent/folder"], "not a folder"),
+], ids=["unbalanced", "unknown-element", "llm-no-model", "bad-method", "sun-no-folder"])
+def test_cli_bad_input_is_a_message(argv: list[str], message: str, tmp_path: Path) -> None:
+    result = runner.invoke(make_app(), [*argv, *(["--out", str(tmp_path)]
+                                                 if argv[0] == "generate" else [])])
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_sun_metrics_with_chgnet(tmp_path: Path) -> None:
+    engine = MaterialsEngine(get_settings())
+    cands = generate(GenerationRequest(chemsys="K-F", methods=["prototype"], n=3,
+                                       max_atoms=6), store=engine.store)
+    metrics = sun_metrics(cands, engine)
+    assert metrics.total == 3 and metrics.evaluated == 3
+    by_formula = {r.formula: r for r in metrics.candidates}
+    # Rocksalt KF is in the starter library: relaxed, it is known (not novel) and on the hull
+    # of the MLIP-consistent references (starter library relaxed with CHGNet).
+    rocksalt = next(r for r in metrics.candidates if r.matched and "KF" in r.matched)
+    assert not rocksalt.novel and rocksalt.status == "ok"
+    assert rocksalt.e_above_hull_ev_per_atom == pytest.approx(0.0, abs=0.02)
+    assert rocksalt.stable and not rocksalt.sun
+    assert "KF" in by_formula
+    assert 0 <= metrics.sun_rate <= metrics.stable_rate <= 1
+    assert metrics.per_method["prototype"].total == 3
+    assert metrics.sun == sum(r.sun for r in metrics.candidates)
+
+
+@pytest.mark.slow
+def test_cli_sun_on_generated_folder(tmp_path: Path) -> None:
+    app = make_app()
+    gen = runner.invoke(app, ["generate", "--composition", "LiF", "--method", "prototype",
+                              "--n", "2", "--max-atoms", "4", "--out", str(tmp_path / "c")])
+    assert gen.exit_code == 0, gen.output
+    result = runner.invoke(app, ["sun", str(tmp_path / "c"), "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    assert metrics["total"] == 2 and metrics["evaluated"] == 2
+    assert {"valid_rate", "unique_rate", "novel_rate", "stable_rate", "sun_rate"} <= set(metrics)
+    assert (tmp_path / "c" / "sun.json").is_file()
