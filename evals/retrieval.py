@@ -20,7 +20,8 @@ What is measured:
    * ``title``: a corpus document's title; relevant = that document.
    recall@k = |relevant in top k| / min(|relevant|, k); MRR over the top 10. Rankings are
    of documents: the chunks of one document count once, at the rank of the first.
-3. Query latency (p50, p95) of each mode at full size, the BM25 build and pickle-load times.
+3. Query latency (p50, p95) of each mode at full size, the BM25 rebuild (done at the end of
+   every ingest) and pickle-load times.
 4. Analog quality: targets held out of the store (all their recipes removed) are given to
    ``find_synthesis_analogs``. The *key cation precursors* of a target recipe are, for each
    element of the target other than O, C, H and N, the precursors that contain that element
@@ -61,6 +62,28 @@ from matloop.knowledge.store import MODES, KnowledgeBase
 RECIPES_FILE = "literature/synthesis_recipes_flat.jsonl.gz"
 CORPUS_FILE = "literature/materials_text_corpus.jsonl.gz"
 K = 10
+
+
+class StageTimer:
+    """Progress callback that records when each ingest stage starts and last reports."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.first: dict[str, float] = {}
+        self.last: dict[str, float] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.perf_counter()
+        self.first.setdefault(stage, now)
+        self.last[stage] = now
+
+    def durations(self) -> dict[str, float]:
+        """Seconds from the end of the previous stage to the last report of each stage."""
+        out, prev = {}, self.start
+        for stage in sorted(self.first, key=self.first.get):
+            out[stage] = round(self.last[stage] - prev, 1)
+            prev = self.last[stage]
+        return out
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -267,9 +290,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     kb = KnowledgeBase(workdir / "kb")
     load = os.getloadavg()
+    stages = StageTimer()
     with PeakMemory() as mem:
         t0 = time.perf_counter()
-        rep = kb.ingest([recipe_file], kind="recipes")
+        rep = kb.ingest([recipe_file], kind="recipes", progress=stages)
         recipe_s = time.perf_counter() - t0
     print(f"recipes ingested: {rep.added} in {recipe_s:.1f} s", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
@@ -282,7 +306,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
           file=sys.stderr, flush=True)
 
     t0 = time.perf_counter()
-    index = kb.bm25_index()
+    index = kb.rebuild_bm25()
     bm25_build_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     KnowledgeBase(workdir / "kb").bm25_index()
@@ -328,6 +352,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "ingest": {
             "recipes_documents": n_docs, "recipes_seconds": round(recipe_s, 1),
             "recipes_docs_per_second": round(n_docs / recipe_s, 1) if recipe_s else None,
+            "recipes_stage_seconds": stages.durations(),
             "recipes_problems": len(rep.problems), "recipes_duplicates": rep.duplicates,
             "reingest_seconds": round(reingest_s, 2), "reingest_added": rep2.added,
             "reingest_unchanged": rep2.unchanged,

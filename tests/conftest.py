@@ -11,11 +11,20 @@ DATA = Path(__file__).parent / "data"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+@pytest.fixture(scope="session")
+def shared_evaluation_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One MLIP evaluation cache for the whole session: reference relaxations are computed
+    once, not in every test. Tests of the cache itself open their own files."""
+    return tmp_path_factory.mktemp("evaluations") / "evaluations.sqlite"
+
+
 @pytest.fixture(autouse=True)
-def isolated_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own data directory (cache, reference store) and fresh settings."""
+def isolated_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                      shared_evaluation_cache: Path) -> Path:
+    """Every test gets its own data directory (reference store, runs) and fresh settings."""
     data_dir = tmp_path / "matloop-data"
     monkeypatch.setenv("MATLOOP_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("MATLOOP_EVALUATION_CACHE", str(shared_evaluation_cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("MP_API_KEY", raising=False)
     get_settings.cache_clear()

@@ -324,6 +324,57 @@ def report(
     out.print(f"wrote {path}")
 
 
+@app.command()
+def chat(
+    llm: Annotated[str, typer.Option(help="none (offline router) or PROVIDER:MODEL.")] = "none",
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
+    runs_dir: Annotated[Path, typer.Option("--out", help="Where campaigns started from chat write runs.")] = Path("runs"),
+) -> None:
+    """Talk to the research assistant in the terminal (exit with 'exit' or Ctrl-D)."""
+    from langchain_core.messages import HumanMessage
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from matloop.agents.llm import make_chat_model, parse_model_string
+    from matloop.campaign import run_campaign
+    from matloop.config import get_settings
+    from matloop.graphs.chat import build_chat_graph, make_campaign_tool
+    from matloop.materials.engine import MaterialsEngine
+    from matloop.runtime import Budget
+    from matloop.tools.registry import build_tools
+
+    try:
+        spec = parse_model_string(llm, base_url=base_url)
+        model = make_chat_model(spec) if spec else None
+        engine = MaterialsEngine(get_settings())
+        tools = build_tools(engine, run_dir=runs_dir / "chat", chat_model=model)
+    except MatloopError as exc:
+        _fail(exc)
+        return
+
+    def start(query: str, max_evaluations: int) -> dict:
+        report = run_campaign(query, out_dir=runs_dir, llm=llm, base_url=base_url,
+                              budget=Budget(max_evaluations=max_evaluations, max_iterations=2))
+        top = [f"{c.formula} ({c.e_above_hull_ev_per_atom:+.3f} eV/atom)"
+               for c in report.candidates if c.status == "ok"][:5]
+        return {"campaign_id": report.campaign_id, "status": report.status, "top": top,
+                "report": str(runs_dir / report.campaign_id / "report.md")}
+
+    tools["start_campaign"] = make_campaign_tool(start)
+    graph = build_chat_graph(tools, model=model).compile(checkpointer=InMemorySaver())
+    thread = {"configurable": {"thread_id": "terminal"}}
+    console.print("matloop chat — ask about materials; 'exit' to leave.")
+    while True:
+        try:
+            text = typer.prompt("you", prompt_suffix="> ")
+        except (EOFError, typer.Abort):
+            break
+        if text.strip().lower() in ("exit", "quit"):
+            break
+        with console.status("thinking"):
+            result = graph.invoke({"messages": [HumanMessage(content=text)]}, thread)
+        out.print(f"[bold green]matloop>[/] {result['messages'][-1].content}")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     """Entry point that turns user-facing errors into messages."""
     try:

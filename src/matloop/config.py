@@ -65,10 +65,16 @@ class Settings(BaseSettings):
         description="Materials Project API key (read from MP_API_KEY); only online commands use it.",
     )
 
+    evaluation_cache: Path | None = Field(
+        default=None,
+        description="SQLite file of the evaluation cache (default: data_dir/evaluations.sqlite);"
+                    " point several data directories at one file to share MLIP results.",
+    )
+
     @property
     def cache_path(self) -> Path:
         """SQLite file of the evaluation cache."""
-        return self.data_dir / "evaluations.sqlite"
+        return self.evaluation_cache or self.data_dir / "evaluations.sqlite"
 
     @property
     def reference_path(self) -> Path:

@@ -19,6 +19,17 @@ from matloop.tools.generation import GenerateArgs, make_generation_tools
 runner = CliRunner()
 
 
+@pytest.fixture
+def one_torch_thread():
+    """CHGNet with one intra-op thread: on a busy 2-core machine two threads run ~10x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 class _Engine:
     """Just what the tool uses from a MaterialsEngine: its reference store (no MLIP)."""
 
@@ -97,7 +108,7 @@ def test_cli_bad_input_is_a_message(argv: list[str], message: str, tmp_path: Pat
 
 
 @pytest.mark.slow
-def test_sun_metrics_with_chgnet(tmp_path: Path) -> None:
+def test_sun_metrics_with_chgnet(tmp_path: Path, one_torch_thread: None) -> None:
     engine = MaterialsEngine(get_settings())
     cands = generate(GenerationRequest(chemsys="K-F", methods=["prototype"], n=3,
                                        max_atoms=6), store=engine.store)
@@ -117,7 +128,7 @@ def test_sun_metrics_with_chgnet(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_cli_sun_on_generated_folder(tmp_path: Path) -> None:
+def test_cli_sun_on_generated_folder(tmp_path: Path, one_torch_thread: None) -> None:
     app = make_app()
     gen = runner.invoke(app, ["generate", "--composition", "LiF", "--method", "prototype",
                               "--n", "2", "--max-atoms", "4", "--out", str(tmp_path / "c")])

@@ -243,11 +243,10 @@ def test_chromadb_never_embeds_itself(tmp_path: Path, monkeypatch: pytest.Monkey
                          chunk_overlap=50).collection_name == "matloop-minilm-l6-v2-c500-o50"
 
 
-def test_bm25_index_is_persisted_and_invalidated_by_ingest(tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bm25_index_is_persisted_and_follows_ingests(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     kb = KnowledgeBase(tmp_path / "kb")
     kb.ingest([KDATA / "papers.csv"])
-    kb.search("garnet", k=1, mode="bm25")
     assert kb.bm25_path.exists() and kb.status().bm25 == "fresh"
     reopened = KnowledgeBase(tmp_path / "kb")
 
@@ -257,10 +256,19 @@ def test_bm25_index_is_persisted_and_invalidated_by_ingest(tmp_path: Path,
     monkeypatch.setattr(reopened, "_build_bm25", no_rebuild)
     assert reopened.search("garnet", k=1, mode="bm25")[0].doi == "10.9999/matloop.csv.001"
     monkeypatch.undo()
-    kb.ingest([KDATA / "refs.bib"])
-    assert not kb.bm25_path.exists() and kb.status().bm25 == "stale"
+    # another process ingests: the first instance notices the new generation
+    before = kb.generation()
+    KnowledgeBase(tmp_path / "kb").ingest([KDATA / "refs.bib"])
+    assert kb.generation() == before + 1
     assert kb.search("tunnelled alpha phase", k=1, mode="bm25")[0].doi == \
         "10.9999/matloop.bib.001"
+    # a stale pickle (generation behind the manifest) is rebuilt, not trusted
+    kb.bm25_path.unlink()
+    kb._bump_generation()
+    assert kb.status().bm25 == "stale"
+    assert kb.search("tunnelled alpha phase", k=1, mode="bm25")[0].doi == \
+        "10.9999/matloop.bib.001"
+    assert kb.status().bm25 == "fresh"
 
 
 def test_default_location_and_material_cards(tmp_path: Path, isolated_data_dir: Path) -> None:

@@ -9,12 +9,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from matloop.surrogates import train_surrogate
 from matloop.surrogates.cli import models_app
 from matloop.surrogates.store import save_surrogate
 from matloop.tools.surrogates import make_surrogate_tools
 from tests.conftest import DATA
-from tests.unit.test_surrogates import FakeRester, en_difference
+from tests.unit.test_surrogates import FakeRester, en_difference, trained_model
 
 TABLE = DATA / "surrogates" / "en_difference.csv"
 SNAPSHOT = DATA / "surrogates" / "tool_schema.json"
@@ -30,15 +29,11 @@ def flat(text: str) -> str:
     return " ".join(text.split())
 
 
-@pytest.fixture(scope="module")
-def trained():
-    return train_surrogate("en_difference", TABLE, unit="Pauling", save=False)
-
-
 @pytest.fixture
-def saved(trained):
-    save_surrogate(trained)
-    return trained
+def saved():
+    model = trained_model()  # trained once per session, shared with the unit tests
+    save_surrogate(model)
+    return model
 
 
 def tool(**kw):

@@ -7,6 +7,7 @@ that learned nothing cannot pass these tests.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 
@@ -40,10 +41,15 @@ def en_difference(formula: str) -> float:
     return max(xs) - min(xs)
 
 
-@pytest.fixture(scope="module")
-def model():
-    """One model for the module (not saved: each test has its own data directory)."""
+@functools.lru_cache(maxsize=1)
+def trained_model():
+    """One model per test session (not saved: each test has its own data directory)."""
     return train_surrogate("en_difference", TABLE, unit="Pauling", save=False)
+
+
+@pytest.fixture
+def model():
+    return trained_model()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -228,8 +228,12 @@ class LLMAssistant:
         self.max_turns = max_turns
 
     def execute(self, step: PlanStep, arguments: dict[str, Any], *, ctx: Any, iteration: int,
-                record_base: str) -> list[ToolRecord]:
-        """Ask for the call, run it, feed errors back; bounded turns."""
+                record_base: str) -> tuple[list[ToolRecord], ToolRecord]:
+        """Ask for the call, run it, feed errors back; bounded turns.
+
+        Returns:
+            Every call's record (failed ones included) and the one standing for the step.
+        """
         runner = ToolRunner(ctx.tools, timeout_s=ctx.tool_timeout_s)
         messages: list[BaseMessage] = [
             SystemMessage(content=prompt("assistant")),
@@ -255,7 +259,7 @@ class LLMAssistant:
                                                 tool_call_id=call.get("id") or "call")]
             if records and records[-1].status in ("ok", "partial") and records[-1].tool == \
                     step.tool:
-                return [records[-1]]
+                return records, records[-1]
             messages.append(HumanMessage(content="That call failed; correct it and call "
                                                  f"{step.tool} again."))
         failure = ToolRecord(
@@ -264,4 +268,4 @@ class LLMAssistant:
             summary=f"the assistant ({self.client.label}) did not complete the call in "
                     f"{self.max_turns} turns" + (f"; last error: {records[-1].summary}"
                                                  if records else ""))
-        return records + [failure]
+        return records + [failure], failure

@@ -162,7 +162,7 @@ def _smact_valid(formula: str) -> bool:
 
 
 def charge_balanced(composition: Composition) -> bool:
-    """SMACT validity: charge neutral with ICSD oxidation states and Pauling-ordered; alloys pass."""
+    """SMACT validity: neutral with ICSD oxidation states, Pauling-ordered; alloys pass."""
     return _smact_valid(composition.reduced_formula)
 
 

@@ -147,7 +147,8 @@ def decorations(target: Target) -> list[tuple[float, int, dict[str, str], Compos
                     score = 1.0
                 else:
                     radii = _label_radii(mapping, states)
-                    score = sum(abs(math.log(radii[lb] / ref[0][lb])) for lb in labels) / len(labels)
+                    score = sum(abs(math.log(radii[lb] / ref[0][lb]))
+                                for lb in labels) / len(labels)
                 options.append((round(score, 6), index, mapping, comp, states))
     options.sort(key=lambda o: (o[0], o[1], tuple(o[2].values())))
     return options

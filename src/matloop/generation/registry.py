@@ -149,7 +149,8 @@ def finalize(item: Candidate | Structure, method: str, request: GenerationReques
     sg = _spacegroup(structure)
     if context.target.spacegroups is not None and sg not in context.target.spacegroups:
         return Rejection(method=method, formula=formula,
-                         reason=f"space group {sg} is not among {sorted(context.target.spacegroups)}")
+                         reason=f"space group {sg} is not among "
+                                f"{sorted(context.target.spacegroups)}")
     valid, notes = check_validity(structure)
     if not valid and not request.keep_invalid:
         return Rejection(method=method, formula=formula, reason="invalid: " + "; ".join(notes),

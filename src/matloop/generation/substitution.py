@@ -93,7 +93,8 @@ def _parent(label: str, structure: Structure) -> Parent:
     comp = structure.composition
     kind, states = roles(comp)
     return Parent(label, comp.reduced_formula, structure.as_dict(), kind,
-                  tuple(sorted(states.items())), tuple(sorted(comp.get_el_amt_dict().items())), len(structure))
+                  tuple(sorted(states.items())), tuple(sorted(comp.get_el_amt_dict().items())),
+                  len(structure))
 
 
 @lru_cache(maxsize=1)

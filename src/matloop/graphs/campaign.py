@@ -272,11 +272,10 @@ def build_graph(ctx: CampaignContext) -> StateGraph:
                                                 f"left")
                 arguments["structures"] = arguments["structures"][:remaining]
             evaluations = len(arguments["structures"])
-        records = ctx.assistant.execute(step, arguments, ctx=ctx, iteration=it,
-                                        record_base=record_base)
+        records, main = ctx.assistant.execute(step, arguments, ctx=ctx, iteration=it,
+                                              record_base=record_base)
         for rec in records:
             ctx.events.write("tool_call", **_event(rec))
-        main = records[-1] if len(records) == 1 else _combine(step, records)
         update["tool_records"] = [r.model_dump(mode="json") for r in records]
         update["step_outputs"] = {step.id: main.model_dump(mode="json")}
         update["candidates"] = _candidate_updates(step, main, state, it)
@@ -465,15 +464,24 @@ class DirectAssistant:
     """Offline assistant: calls the step's tool with the step's inputs, as planned."""
 
     def execute(self, step: PlanStep, arguments: dict[str, Any], *, ctx: CampaignContext,
-                iteration: int, record_base: str) -> list[ToolRecord]:
-        """Run a step (mapping a structure list over single-structure tools)."""
+                iteration: int, record_base: str) -> tuple[list[ToolRecord], ToolRecord]:
+        """Run a step (mapping a structure list over single-structure tools).
+
+        Returns:
+            Every call's record, and the record that stands for the step's result.
+        """
         runner = ToolRunner(ctx.tools, timeout_s=ctx.tool_timeout_s)
         tool = ctx.tools.get(step.tool)
         if tool is not None and singular_structure_tool(tool) and isinstance(
                 arguments.get("structures"), list):
             rest = {k: v for k, v in arguments.items() if k != "structures"}
-            return [runner.call(step.tool, {**rest, "structure": path}, step_id=step.id,
-                                iteration=iteration, record_id=f"{record_base}-{i:02d}")
-                    for i, path in enumerate(arguments["structures"])]
-        return [runner.call(step.tool, arguments, step_id=step.id, iteration=iteration,
-                            record_id=record_base)]
+            records = [runner.call(step.tool, {**rest, "structure": path}, step_id=step.id,
+                                   iteration=iteration, record_id=f"{record_base}-{i:02d}")
+                       for i, path in enumerate(arguments["structures"])]
+            return records, _combine(step, records) if records else ToolRecord(
+                id=record_base, step_id=step.id, tool=step.tool, arguments=arguments,
+                status="ok", summary="no structures to process", result={"mapped": []},
+                duration_s=0.0, iteration=iteration)
+        rec = runner.call(step.tool, arguments, step_id=step.id, iteration=iteration,
+                          record_id=record_base)
+        return [rec], rec

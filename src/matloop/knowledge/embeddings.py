@@ -148,7 +148,7 @@ def embed(texts: Sequence[str], *, batch_size: int = 64, precision: str = "auto"
         return np.zeros((0, DIMENSION), dtype=np.float32)
     model = get_model()
     total = len(texts)
-    block = max(batch_size * 4, 256)
+    block = max(batch_size * 16, 1024)
     parts = []
     if threads is None:
         threads = 1 if total <= 4 else auto_threads()

@@ -13,7 +13,8 @@ against the query composition by
 * substitution similarity: elements present in only one of the two are paired greedily by the
   data-mined ion-substitution probability of pymatgen's ``SubstitutionProbability``
   (Hautier et al., Inorg. Chem. 50, 656 (2011)), as ``corr / (1 + corr)`` of the best pair of
-  common oxidation states; unpaired elements count 0;
+  common oxidation states; unpaired elements count 0, except minor ones (dopants, under 2 % of
+  the atoms), which are left out;
 * stoichiometric similarity: 1 - half the L1 distance between atomic fractions, after renaming
   substituted elements to their partners (so Ba2YTaO6 is stoichiometrically identical to
   Ba2HoTaO6).
@@ -290,8 +291,20 @@ class Similarity(BaseModel):
 
 def composition_similarity(target: dict[str, float], candidate: dict[str, float], *,
                            w_overlap: float = 0.35, w_substitution: float = 0.30,
-                           w_stoichiometry: float = 0.35) -> Similarity:
-    """Similarity of two compositions (element -> amount), see the module docstring."""
+                           w_stoichiometry: float = 0.35,
+                           dopant_fraction: float = 0.02) -> Similarity:
+    """Similarity of two compositions (element -> amount), see the module docstring.
+
+    Args:
+        target: Composition asked about, element -> amount.
+        candidate: Known composition, element -> amount.
+        w_overlap: Weight of the element-overlap term.
+        w_substitution: Weight of the substitution term.
+        w_stoichiometry: Weight of the stoichiometry term.
+        dopant_fraction: Unpaired elements below this atomic fraction are not counted
+            against the substitution term.
+
+    """
     et, ec = set(target), set(candidate)
     only_t, only_c = sorted(et - ec), sorted(ec - et)
     overlap = len(et & ec) / len(et | ec) if et | ec else 0.0
@@ -307,7 +320,12 @@ def composition_similarity(target: dict[str, float], candidate: dict[str, float]
         used_c.add(b)
         mapping[b] = a
         total += sim
-    n_diff = max(len(only_t), len(only_c))
+    # unpaired minor elements (dopants, < dopant_fraction of the atoms) are not counted
+    cn_total, tn_total = sum(candidate.values()), sum(target.values())
+    left_c = [b for b in only_c if b not in used_c
+              and candidate[b] / cn_total >= dopant_fraction]
+    left_t = [a for a in only_t if a not in used_t and target[a] / tn_total >= dopant_fraction]
+    n_diff = max(len(used_t) + len(left_t), len(used_c) + len(left_c))
     substitution = 1.0 if n_diff == 0 else total / n_diff
     tn, cn = sum(target.values()), sum(candidate.values())
     mapped: dict[str, float] = {}

@@ -7,7 +7,7 @@ Layout under ``path`` (default ``<data_dir>/knowledge``)::
 
     chroma/                              chromadb PersistentClient (unless a server is given)
     <collection>.manifest.sqlite         one row per document: id, content hash, chunk count
-    <collection>.bm25.pkl                pickled BM25 index, rebuilt after each ingest
+    <collection>.bm25.pkl                pickled BM25 index, rebuilt at the end of each ingest
     recipes.sqlite                       recipe table for synthesis analogs (no embeddings)
 
 The collection name encodes the embedding model and the chunking settings
@@ -259,6 +259,11 @@ class KnowledgeBase:
         if plan:
             self._write(plan, recipes, report, progress, block_chunks)
             self._bump_generation()
+            if progress is not None:
+                progress("rebuilding the BM25 index", 0, 1)
+            self.rebuild_bm25()
+            if progress is not None:
+                progress("rebuilding the BM25 index", 1, 1)
         report.seconds = round(time.perf_counter() - start, 3)
         return report
 
@@ -349,8 +354,21 @@ class KnowledgeBase:
 
     # ------------------------------------------------------------------ BM25
 
+    def rebuild_bm25(self) -> BM25Index:
+        """Rebuild the BM25 index from the collection and pickle it (done after each ingest)."""
+        generation = self.generation()
+        with self._lock:
+            index = self._build_bm25(generation)
+            index.save(self.bm25_path)
+            self._bm25 = index
+        return index
+
     def bm25_index(self) -> BM25Index:
-        """The BM25 index: from memory, else the pickle if it is current, else rebuilt."""
+        """The BM25 index: from memory, else the pickle if it is current, else rebuilt.
+
+        The index is tagged with the ingest generation, so an ingest by another process
+        (or a pickle left from an interrupted ingest) is noticed and the index reloaded.
+        """
         generation = self.generation()
         with self._lock:
             index = self._bm25

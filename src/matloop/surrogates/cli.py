@@ -147,7 +147,8 @@ def predict(
     if not files and not formula:
         _fail(MatloopError("nothing to predict", hint="give files or --formula"))
     try:
-        model = load_surrogate(name)
+        with console.status(f"loading model {name}"):
+            model = load_surrogate(name)
         items: list[MaterialInput] = [MaterialInput(parse_formula(f, where="--formula: "),
                                                     None, f) for f in formula or []]
         known: list[tuple[str, int, int, Any]] = []  # file, first row, end row, values
