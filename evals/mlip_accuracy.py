@@ -73,20 +73,27 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--cache", type=Path, default=RESULTS / "cache" / "evaluations.sqlite")
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--max-atoms", type=int, default=40,
+    parser.add_argument("--max-atoms", type=int, default=12,
                         help="skip starter entries with larger cells (time)")
+    parser.add_argument("--all", action="store_true",
+                        help="every starter entry, not only experimental lattices and elements")
     args = parser.parse_args(argv)
 
     entries, structures = [], []
     for entry in starter_entries():
         s = build_starter_structure(entry)
-        if len(s) <= args.max_atoms:
+        elemental = len(Composition(entry["formula"]).elements) == 1
+        wanted = args.all or entry.get("lattice_is_experimental") or (
+            elemental and entry.get("ground_state"))
+        if len(s) <= args.max_atoms and wanted:
             entries.append(entry)
             structures.append(s)
     mp = mp_ground_states(args.data_dir)
     mu_mp = mp_elemental_energies(args.data_dir)
     cache = EvaluationCache(args.cache)
     report: dict = {"backends": {}, "max_atoms": args.max_atoms,
+                    "selection": "all" if args.all else
+                    "experimental lattices and elemental ground states",
                     "n_starter_entries_used": len(entries)}
     for name in args.mlip:
         ev = Evaluator(name, cache=cache)

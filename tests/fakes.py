@@ -24,9 +24,11 @@ class ScriptedChatModel(GenericFakeChatModel):
     def _generate(self, messages, stop=None, run_manager=None, **kwargs):  # noqa: D102
         self.calls += 1
         result = super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
-        msg = result.generations[0].message
+        # A repeated turn is the same object: copy it so each reply is a message of its own.
+        msg = result.generations[0].message.model_copy(deep=True, update={"id": None})
         if isinstance(msg, AIMessage) and not msg.usage_metadata:
             msg.usage_metadata = {"input_tokens": 100, "output_tokens": 20, "total_tokens": 120}
+        result.generations[0].message = msg
         return result
 
 

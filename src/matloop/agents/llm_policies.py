@@ -49,9 +49,11 @@ def evidence_block(evidence: list[dict[str, Any]]) -> str:
     """Evidence passages, delimited and escaped, for a prompt."""
     if not evidence:
         return "(no evidence retrieved)"
-    from matloop.knowledge import format_evidence_for_prompt
+    from matloop.knowledge import Evidence, format_evidence_for_prompt
 
-    return format_evidence_for_prompt(evidence[:12])
+    passages = [Evidence.model_validate({k: e[k] for k in Evidence.model_fields if k in e})
+                for e in evidence[:12]]
+    return format_evidence_for_prompt(passages)
 
 
 def candidate_table(candidates: list[CandidateResult], limit: int = 15) -> str:

@@ -98,15 +98,14 @@ class OfflineReporter:
             records.append(rec.model_dump(mode="json"))
             result = rec.result if isinstance(rec.result, dict) else {}
             for analog in (result.get("analogs") or [])[:2]:
+                atmosphere = analog.get("atmosphere") or []
                 out.append(SynthesisSuggestion(
-                    candidate_id=c.id,
-                    analog_formula=str(analog.get("target_formula") or analog.get("formula")),
+                    candidate_id=c.id, analog_formula=str(analog.get("analog_formula")),
                     precursors=list(analog.get("precursors") or []),
                     temperatures=[str(t) for t in analog.get("temperatures") or []],
-                    atmosphere=[str(a) for a in analog.get("atmospheres") or
-                                analog.get("atmosphere") or []],
-                    doi=analog.get("doi"), similarity=analog.get("similarity") or
-                    analog.get("score")))
+                    atmosphere=[atmosphere] if isinstance(atmosphere, str) else
+                    [str(a) for a in atmosphere],
+                    doi=analog.get("doi"), similarity=analog.get("similarity")))
         return out, records
 
     def write(self, state: dict[str, Any], ctx: Any) -> DiscoveryReport:

@@ -279,7 +279,7 @@ def build_graph(ctx: CampaignContext) -> StateGraph:
         update["tool_records"] = [r.model_dump(mode="json") for r in records]
         update["step_outputs"] = {step.id: main.model_dump(mode="json")}
         update["candidates"] = _candidate_updates(step, main, state, it)
-        update["evidence"] = _evidence(main)
+        update["evidence"] = _evidence(main, step)
         update["usage"] = ctx.usage(state, started, tool_calls=len(records),
                                     mlip_evaluations=evaluations)
         return update
@@ -298,12 +298,21 @@ def build_graph(ctx: CampaignContext) -> StateGraph:
         decision = ctx.scientist.review_results(
             objective, _hypotheses(state), rescored, iteration=it, previous_best=previous,
             max_iterations=ctx.budget.max_iterations)
+        found: dict[str, list[str]] = {}
+        for e in state.get("evidence", []):
+            if e.get("hypothesis_id"):
+                found.setdefault(e["hypothesis_id"], []).append(e["id"])
         updated = []
         for h in _hypotheses(state):
+            if h.iteration != it:
+                continue
+            change: dict[str, Any] = {"evidence_ids": list(dict.fromkeys(
+                h.evidence_ids + found.get(h.id, [])))}
             if h.id in decision.supported:
-                updated.append(h.model_copy(update={"status": "supported"}))
+                change["status"] = "supported"
             elif h.id in decision.refuted:
-                updated.append(h.model_copy(update={"status": "refuted"}))
+                change["status"] = "refuted"
+            updated.append(h.model_copy(update=change))
         scores = [c.objective_score for c in rescored if c.objective_score is not None]
         usage = ctx.usage(state, started, iterations=1)
         update: dict[str, Any] = {
@@ -365,10 +374,14 @@ def _combine(step: PlanStep, records: list[ToolRecord]) -> ToolRecord:
         duration_s=sum(r.duration_s for r in records), iteration=records[0].iteration)
 
 
-def _evidence(rec: ToolRecord) -> list[dict[str, Any]]:
+def _evidence(rec: ToolRecord, step: PlanStep) -> list[dict[str, Any]]:
+    """Passages a search step retrieved, tagged with the call and the hypothesis."""
+    if rec.tool != "search_literature":
+        return []
     result = rec.result if isinstance(rec.result, dict) else {}
-    items = result.get("evidence") or []
-    return [dict(e, found_by=rec.id) for e in items if isinstance(e, dict) and "id" in e]
+    items = result.get("results") or []
+    return [dict(e, found_by=rec.id, hypothesis_id=step.hypothesis_id)
+            for e in items if isinstance(e, dict) and "id" in e]
 
 
 def _candidate_updates(step: PlanStep, rec: ToolRecord, state: CampaignState,

@@ -108,12 +108,12 @@ def _describe(tool: str, raw: str) -> str:
         if not rows:
             return "No known synthesis analogues in the knowledge base."
         return "Known syntheses of similar compounds:\n" + "\n".join(
-            f"- {a.get('target_formula') or a.get('formula')}: "
+            f"- {a.get('analog_formula')}: "
             f"{', '.join(a.get('precursors') or [])}; "
             f"{', '.join(str(t) for t in a.get('temperatures') or [])} "
             f"(doi:{a.get('doi')})" for a in rows)
     if tool == "search_literature":
-        rows = data.get("evidence", [])
+        rows = data.get("results", [])
         if not rows:
             return "Nothing relevant in the knowledge base (ingest papers with matloop ingest)."
         return "\n".join(f"- [{e['id']}] {e.get('title') or ''} (doi:{e.get('doi')}): "

@@ -303,8 +303,25 @@ def composition_similarity(target: dict[str, float], candidate: dict[str, float]
         w_stoichiometry: Weight of the stoichiometry term.
         dopant_fraction: Unpaired elements below this atomic fraction are not counted
             against the substitution term.
-
     """
+    score, overlap, stoich, substitution, mapping = _similarity(
+        target, candidate, (w_overlap, w_substitution, w_stoichiometry), dopant_fraction)
+    return _similarity_model(score, overlap, stoich, substitution, mapping)
+
+
+def _similarity_model(score: float, overlap: float, stoich: float, substitution: float,
+                      mapping: dict[str, str]) -> Similarity:
+    return Similarity(score=round(score, 4), element_overlap=round(overlap, 4),
+                      stoichiometry_similarity=round(stoich, 4),
+                      substitution_similarity=round(substitution, 4),
+                      substitutions=[f"{b}->{a}" for b, a in sorted(mapping.items())])
+
+
+def _similarity(target: dict[str, float], candidate: dict[str, float],
+                weights: tuple[float, float, float], dopant_fraction: float,
+                ) -> tuple[float, float, float, float, dict[str, str]]:
+    """(score, overlap, stoichiometry, substitution, candidate->target element map)."""
+    w_overlap, w_substitution, w_stoichiometry = weights
     et, ec = set(target), set(candidate)
     only_t, only_c = sorted(et - ec), sorted(ec - et)
     overlap = len(et & ec) / len(et | ec) if et | ec else 0.0
@@ -320,28 +337,21 @@ def composition_similarity(target: dict[str, float], candidate: dict[str, float]
         used_c.add(b)
         mapping[b] = a
         total += sim
+    tn, cn = sum(target.values()), sum(candidate.values())
     # unpaired minor elements (dopants, < dopant_fraction of the atoms) are not counted
-    cn_total, tn_total = sum(candidate.values()), sum(target.values())
-    left_c = [b for b in only_c if b not in used_c
-              and candidate[b] / cn_total >= dopant_fraction]
-    left_t = [a for a in only_t if a not in used_t and target[a] / tn_total >= dopant_fraction]
+    left_c = [b for b in only_c if b not in used_c and candidate[b] / cn >= dopant_fraction]
+    left_t = [a for a in only_t if a not in used_t and target[a] / tn >= dopant_fraction]
     n_diff = max(len(used_t) + len(left_t), len(used_c) + len(left_c))
     substitution = 1.0 if n_diff == 0 else total / n_diff
-    tn, cn = sum(target.values()), sum(candidate.values())
     mapped: dict[str, float] = {}
     for el, amt in candidate.items():
         key = mapping.get(el, el)
         mapped[key] = mapped.get(key, 0.0) + amt / cn
-    keys = set(mapped) | et
-    l1 = sum(abs(target.get(e, 0.0) / tn - mapped.get(e, 0.0)) for e in keys)
+    l1 = sum(abs(target.get(e, 0.0) / tn - mapped.get(e, 0.0)) for e in set(mapped) | et)
     stoich = max(0.0, 1.0 - 0.5 * l1)
-    wsum = w_overlap + w_substitution + w_stoichiometry
     score = (w_overlap * overlap + w_substitution * substitution
-             + w_stoichiometry * stoich) / wsum
-    return Similarity(score=round(score, 4), element_overlap=round(overlap, 4),
-                      stoichiometry_similarity=round(stoich, 4),
-                      substitution_similarity=round(substitution, 4),
-                      substitutions=[f"{b}->{a}" for b, a in sorted(mapping.items())])
+             + w_stoichiometry * stoich) / (w_overlap + w_substitution + w_stoichiometry)
+    return score, overlap, stoich, substitution, mapping
 
 
 class SynthesisAnalog(BaseModel):
@@ -521,14 +531,13 @@ class RecipeTable:
         comps, by_el = self._index()
         keys = set(target) - COMMON_ELEMENTS or set(target)
         candidates = set().union(*(by_el.get(el, set()) for el in keys)) - excluded
-        scored = sorted(
-            ((composition_similarity(target, comps[c], w_overlap=w_overlap,
-                                     w_substitution=w_substitution,
-                                     w_stoichiometry=w_stoichiometry), c)
-             for c in candidates), key=lambda sc: (-sc[0].score, sc[1]))
+        weights = (w_overlap, w_substitution, w_stoichiometry)
+        scored = sorted(((_similarity(target, comps[c], weights, 0.02), c) for c in candidates),
+                        key=lambda sc: (-round(sc[0][0], 4), sc[1]))
         out: list[SynthesisAnalog] = []
         asked = canonical_formula(formula.strip())
-        for sim, canon in scored:
+        for parts, canon in scored:
+            sim = _similarity_model(*parts)
             for recipe in self.recipes_of(canon)[:per_formula]:
                 out.append(_analog(recipe, sim, exact=canon == asked))
                 if len(out) >= k:
