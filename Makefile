@@ -7,6 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.matloop-installed
 DEMO_OUT ?= runs/demo
+DEMO_QUERY ?= Find stable ternary oxides in the Ba-Ti-O system for dielectrics
 PYTEST_ARGS ?=
 
 .PHONY: install demo test test-fast clean
@@ -20,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/matloop predict examples/structures/*.cif --relax --out $(DEMO_OUT)
+	HF_HUB_OFFLINE=1 $(BIN)/matloop campaign "$(DEMO_QUERY)" --yes --max-evaluations 40 --max-iterations 2 --out $(DEMO_OUT)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)

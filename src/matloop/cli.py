@@ -375,6 +375,20 @@ def chat(
         out.print(f"[bold green]matloop>[/] {result['messages'][-1].content}")
 
 
+def _mount() -> None:
+    """Add the knowledge-base, generation and surrogate commands."""
+    from matloop.generation.cli import register as register_generation
+    from matloop.knowledge.cli import register as register_knowledge
+    from matloop.surrogates.cli import models_app
+
+    register_knowledge(app)
+    register_generation(app)
+    app.add_typer(models_app, name="models")
+
+
+_mount()
+
+
 def main() -> None:  # pragma: no cover - console entry point
     """Entry point that turns user-facing errors into messages."""
     try:

@@ -21,7 +21,12 @@ from matloop.knowledge.documents import (
     normalise_doi,
     papers_from_records,
 )
-from matloop.knowledge.evidence import Evidence, evidence_id, format_evidence_for_prompt
+from matloop.knowledge.evidence import (
+    Evidence,
+    escape_passage,
+    evidence_id,
+    format_evidence_for_prompt,
+)
 from matloop.knowledge.formulas import canonical_formula, formulas_in, tokenize
 from matloop.knowledge.recipes import (
     RecipeTable,
@@ -101,6 +106,13 @@ def test_prompt_formatting_escapes_and_delimits_passages() -> None:
     assert body.rstrip().endswith("</evidence>")
     assert 'title="T &lt;b&gt;"' in text
     assert "(no evidence retrieved)" in format_evidence_for_prompt([])
+    # already-escaped text (the search tool's JSON) is not escaped twice
+    assert escape_passage(escape_passage(hostile)) == escape_passage(hostile)
+    # the dicts the search tool returns are enough to rebuild Evidence for a prompt
+    tool_row = {"id": ev.id, "source": "papers", "title": escape_passage(ev.title),
+                "doi": ev.doi, "year": None, "score": 1.0, "snippet": escape_passage(hostile)}
+    again = format_evidence_for_prompt([Evidence.model_validate(tool_row)])
+    assert again == text
 
 
 def test_bm25_matrix_scores_equal_rank_bm25() -> None:

@@ -68,6 +68,8 @@ def resolve_inputs(step: PlanStep, outputs: dict[str, Any]) -> dict[str, Any]:
 def _status_of(result: Any) -> str:
     if isinstance(result, dict):
         status = str(result.get("status", "ok"))
+        if status == "no_model":
+            return "error"
         return status if status in ("ok", "partial", "error", "timeout") else "ok"
     return "ok"
 
@@ -77,6 +79,14 @@ def _summary_of(tool: str, result: Any) -> str:
         return str(result)[:200]
     if result.get("status") == "error":
         return f"error: {result.get('message', '')}"[:300]
+    if tool == "search_literature":
+        return f"{len(result.get('results', []))} passages retrieved"
+    if tool == "find_synthesis_analogs":
+        return f"{len(result.get('analogs', []))} synthesis analogues"
+    if tool == "predict_property" and "value" in result:
+        return f"{result.get('property')} = {result['value']} {result.get('unit', '')}"
+    if result.get("status") == "no_model":
+        return f"no model: {result.get('message', '')}"[:300]
     if "candidates" in result:
         return f"{len(result['candidates'])} candidates generated"
     if "results" in result:
@@ -84,8 +94,6 @@ def _summary_of(tool: str, result: Any) -> str:
         ok = [r for r in rows if r.get("status") == "ok"]
         stable = [r for r in ok if r.get("is_stable")]
         return f"{len(ok)}/{len(rows)} evaluated, {len(stable)} stable"
-    if "evidence" in result:
-        return f"{len(result['evidence'])} passages retrieved"
     return ", ".join(f"{k}={v}" for k, v in list(result.items())[:4])[:300]
 
 

@@ -9,7 +9,7 @@ untrusted quotations.
 from __future__ import annotations
 
 import hashlib
-import html
+import re
 from collections.abc import Iterable
 
 from pydantic import BaseModel, Field
@@ -43,7 +43,8 @@ class Evidence(BaseModel):
                                      "cosine similarity (dense) or BM25 score (bm25).")
     source: str = Field(description="Kind of source document: papers, abstracts, bibtex, pdf, "
                                     "recipes or cards.")
-    document_id: str = Field(description="Id of the source document in the knowledge base.")
+    document_id: str | None = Field(default=None, description="Id of the source document in "
+                                                              "the knowledge base.")
     chunk_index: int = Field(default=0, ge=0, description="Position of the passage in its "
                                                           "document (0 = first chunk).")
     year: int | None = Field(default=None, description="Publication year, if known.")
@@ -51,9 +52,17 @@ class Evidence(BaseModel):
                                                          "ingested from.")
 
 
+_BARE_AMPERSAND = re.compile(r"&(?!(?:lt|gt|amp|quot|#x27|#39);)")
+
+
 def escape_passage(text: str) -> str:
-    """Escape ``&``, ``<``, ``>`` and quotes so text cannot form or close markup."""
-    return html.escape(text, quote=True)
+    """Escape ``&``, ``<``, ``>`` and ``"`` so text cannot form or close markup.
+
+    Idempotent: text that was already escaped (e.g. a snippet from the search tool's JSON)
+    is not escaped twice, and no ``<`` or ``>`` survives either way.
+    """
+    text = _BARE_AMPERSAND.sub("&amp;", text)
+    return text.replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
 def format_evidence_for_prompt(evidences: Iterable[Evidence], *, max_chars: int = 1500) -> str:

@@ -303,6 +303,7 @@ def composition_similarity(target: dict[str, float], candidate: dict[str, float]
         w_stoichiometry: Weight of the stoichiometry term.
         dopant_fraction: Unpaired elements below this atomic fraction are not counted
             against the substitution term.
+
     """
     score, overlap, stoich, substitution, mapping = _similarity(
         target, candidate, (w_overlap, w_substitution, w_stoichiometry), dopant_fraction)
