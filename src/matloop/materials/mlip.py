@@ -245,7 +245,7 @@ class MLIP:
         """Energy, forces, stress (and magnetic moments where given) of a structure as it is."""
         start = time.perf_counter()
         atoms = self._atoms(structure)
-        with _quiet():
+        with _no_warnings():
             energy = float(atoms.get_potential_energy())
             forces = np.asarray(atoms.get_forces())
             stress = _stress_gpa(atoms)
@@ -283,7 +283,7 @@ class MLIP:
         v0 = float(atoms.get_volume())
         status: str = "converged"
         message = ""
-        with _quiet():
+        with _no_warnings():
             e0 = float(atoms.get_potential_energy())
             target = FrechetCellFilter(atoms) if relax_cell else atoms
             opt = FIRE(target, logfile=None)
@@ -423,8 +423,20 @@ def _divergence(energy_per_atom: float, v0: float, volume: float, final: Structu
 
 @contextlib.contextmanager
 def _quiet() -> Any:
-    """Silence backend chatter (prints and warnings) during a calculation."""
+    """Silence backend chatter (prints and warnings) while a model loads.
+
+    Only used at load time: redirecting ``sys.stdout`` is process-wide, so doing it during
+    calculations (which may run in worker threads) could restore a stale stream.
+    """
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
+@contextlib.contextmanager
+def _no_warnings() -> Any:
+    """Silence backend warnings during a calculation."""
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
 
