@@ -12,6 +12,7 @@ import pytest
 from rank_bm25 import BM25Okapi
 
 from matloop.knowledge import cards as cards_module
+from matloop.knowledge.analogs import composition_similarity
 from matloop.knowledge.bm25 import BM25Index
 from matloop.knowledge.cards import material_card
 from matloop.knowledge.documents import (
@@ -28,11 +29,7 @@ from matloop.knowledge.evidence import (
     format_evidence_for_prompt,
 )
 from matloop.knowledge.formulas import canonical_formula, formulas_in, tokenize
-from matloop.knowledge.recipes import (
-    RecipeTable,
-    composition_similarity,
-    recipe_from_record,
-)
+from matloop.knowledge.recipes import RecipeTable, recipe_from_record
 from matloop.materials.structures import read_structure
 from tests.conftest import DATA
 

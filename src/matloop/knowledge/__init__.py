@@ -20,9 +20,9 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from matloop.knowledge.analogs import SynthesisAnalog
     from matloop.knowledge.cards import MaterialCard, material_card
     from matloop.knowledge.evidence import Evidence, format_evidence_for_prompt
-    from matloop.knowledge.recipes import SynthesisAnalog
     from matloop.knowledge.store import KnowledgeBase
 
 _WHERE = {
@@ -31,7 +31,7 @@ _WHERE = {
     "KnowledgeBase": "matloop.knowledge.store",
     "MaterialCard": "matloop.knowledge.cards",
     "material_card": "matloop.knowledge.cards",
-    "SynthesisAnalog": "matloop.knowledge.recipes",
+    "SynthesisAnalog": "matloop.knowledge.analogs",
 }
 
 

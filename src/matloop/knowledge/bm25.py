@@ -17,10 +17,13 @@ import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rank_bm25 import BM25Okapi
 from scipy import sparse
+
+from matloop.knowledge.formulas import FORMULA_TOKEN_PREFIX, tokenize
 
 FORMAT_VERSION = 2
 
@@ -158,3 +161,30 @@ def _invert(values: Sequence[Sequence[str]]) -> dict[str, np.ndarray]:
         for item in set(items):
             out.setdefault(item, []).append(j)
     return {k: np.asarray(v, dtype=np.int64) for k, v in out.items()}
+
+
+def build_from_collection(collection: Any, generation: int, *, page: int = 5000) -> BM25Index:
+    """Build the index from every chunk of a chromadb collection (text and metadata)."""
+    ids: list[str] = []
+    tokens: list[list[str]] = []
+    kinds, years, elements, formulas, primary = [], [], [], [], []
+    total = collection.count()
+    for offset in range(0, total, page):
+        got = collection.get(limit=page, offset=offset, include=["documents", "metadatas"])
+        for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"],
+                                   strict=True):
+            meta = meta or {}
+            toks = tokenize(text or "")
+            have = set(toks)
+            fs = list(meta.get("formulas") or [])
+            toks += [FORMULA_TOKEN_PREFIX + f for f in fs
+                     if FORMULA_TOKEN_PREFIX + f not in have]
+            ids.append(cid)
+            tokens.append(toks)
+            kinds.append(meta.get("kind", ""))
+            years.append(meta.get("year"))
+            elements.append(list(meta.get("elements") or []))
+            formulas.append(fs)
+            primary.append(meta.get("primary_formula"))
+    return BM25Index.build(ids, tokens, kinds=kinds, years=years, elements=elements,
+                           formulas=formulas, primary=primary, generation=generation)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, Field
 from pymatgen.core import Structure
 
 from matloop.errors import MatloopError
@@ -31,6 +32,23 @@ from matloop.knowledge.documents import (
 from matloop.knowledge.recipes import Recipe, read_recipes
 
 ProgressFn = Callable[[str, int, int], None]
+
+
+class IngestReport(BaseModel):
+    """What an ingest did."""
+
+    files: dict[str, str] = Field(default_factory=dict, description="File -> kind read as.")
+    documents: int = Field(default=0, description="Documents read from the files.")
+    added: int = Field(default=0, description="New documents indexed.")
+    replaced: int = Field(default=0, description="Changed documents re-indexed.")
+    unchanged: int = Field(default=0, description="Documents skipped: already indexed as is.")
+    duplicates: int = Field(default=0, description="Documents skipped: same DOI/id from another "
+                                                   "file, or same content under another id.")
+    chunks_added: int = Field(default=0, description="Chunks embedded and stored.")
+    recipes_indexed: int = Field(default=0, description="Recipes written to the recipe table.")
+    problems: list[IngestProblem] = Field(default_factory=list, description="Files and records "
+                                                                            "that were skipped.")
+    seconds: float = Field(default=0.0, description="Wall time, s.")
 
 
 @dataclass

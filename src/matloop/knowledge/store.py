@@ -29,7 +29,8 @@ from pydantic import BaseModel, Field
 from pymatgen.core import Element, Structure
 
 from matloop.errors import MatloopError
-from matloop.knowledge.bm25 import BM25Index
+from matloop.knowledge.analogs import SynthesisAnalog
+from matloop.knowledge.bm25 import BM25Index, build_from_collection
 from matloop.knowledge.documents import (
     KINDS,
     Document,
@@ -39,32 +40,13 @@ from matloop.knowledge.documents import (
 )
 from matloop.knowledge.embeddings import MODEL_NAME, MiniLMEmbeddingFunction, embed
 from matloop.knowledge.evidence import Evidence, evidence_id
-from matloop.knowledge.formulas import FORMULA_TOKEN_PREFIX, elements_of, formulas_in, tokenize
-from matloop.knowledge.ingest import ProgressFn, card_document, read_sources
-from matloop.knowledge.recipes import Recipe, RecipeTable, SynthesisAnalog
+from matloop.knowledge.formulas import elements_of, formulas_in, tokenize
+from matloop.knowledge.fusion import RRF_K, chroma_where, formula_boosts, to_evidence, top_k
+from matloop.knowledge.ingest import IngestReport, ProgressFn, card_document, read_sources
+from matloop.knowledge.recipes import Recipe, RecipeTable
 
 Mode = Literal["hybrid", "dense", "bm25"]
 MODES: tuple[str, ...] = get_args(Mode)
-#: Reciprocal-rank-fusion constant (Cormack et al. 2009).
-RRF_K = 60
-SNIPPET_CHARS = 1000
-
-
-class IngestReport(BaseModel):
-    """What an ingest did."""
-
-    files: dict[str, str] = Field(default_factory=dict, description="File -> kind read as.")
-    documents: int = Field(default=0, description="Documents read from the files.")
-    added: int = Field(default=0, description="New documents indexed.")
-    replaced: int = Field(default=0, description="Changed documents re-indexed.")
-    unchanged: int = Field(default=0, description="Documents skipped: already indexed as is.")
-    duplicates: int = Field(default=0, description="Documents skipped: same DOI/id from another "
-                                                   "file, or same content under another id.")
-    chunks_added: int = Field(default=0, description="Chunks embedded and stored.")
-    recipes_indexed: int = Field(default=0, description="Recipes written to the recipe table.")
-    problems: list[IngestProblem] = Field(default_factory=list, description="Files and records "
-                                                                            "that were skipped.")
-    seconds: float = Field(default=0.0, description="Wall time, s.")
 
 
 class KnowledgeStatus(BaseModel):
@@ -382,31 +364,7 @@ class KnowledgeBase:
         return index
 
     def _build_bm25(self, generation: int) -> BM25Index:
-        ids: list[str] = []
-        tokens: list[list[str]] = []
-        kinds, years, elements, formulas, primary = [], [], [], [], []
-        total = self._collection.count()
-        page = 5000
-        for offset in range(0, total, page):
-            got = self._collection.get(limit=page, offset=offset,
-                                       include=["documents", "metadatas"])
-            for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"],
-                                       strict=True):
-                meta = meta or {}
-                toks = tokenize(text or "")
-                have = set(toks)
-                fs = list(meta.get("formulas") or [])
-                toks += [FORMULA_TOKEN_PREFIX + f for f in fs
-                         if FORMULA_TOKEN_PREFIX + f not in have]
-                ids.append(cid)
-                tokens.append(toks)
-                kinds.append(meta.get("kind", ""))
-                years.append(meta.get("year"))
-                elements.append(list(meta.get("elements") or []))
-                formulas.append(fs)
-                primary.append(meta.get("primary_formula"))
-        return BM25Index.build(ids, tokens, kinds=kinds, years=years, elements=elements,
-                               formulas=formulas, primary=primary, generation=generation)
+        return build_from_collection(self._collection, generation)
 
     # ------------------------------------------------------------------ retrieval
 
@@ -465,9 +423,9 @@ class KnowledgeBase:
             scores = index.scores(tokenize(query))
             if mask is not None:
                 scores = np.where(mask, scores, 0.0)
-            lexical = _top(index.ids, scores, pool)
+            lexical = top_k(index.ids, scores, pool)
             if mode == "hybrid":
-                boosts = _formula_boosts(index, query, scores, mask, pool)
+                boosts = formula_boosts(index, query, scores, mask, pool)
         if mode == "dense":
             ranked = dense[:k]
         elif mode == "bm25":
@@ -487,21 +445,12 @@ class KnowledgeBase:
             for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"],
                                        strict=True):
                 found[cid] = (text or "", meta or {})
-        return [_evidence(cid, score, *found[cid]) for cid, score in ranked if cid in found]
+        return [to_evidence(cid, score, *found[cid]) for cid, score in ranked if cid in found]
 
     def _dense(self, query: str, pool: int, kinds: list[str], year_min: int | None,
                year_max: int | None, els: list[str],
                found: dict[str, tuple[str, dict[str, Any]]]) -> list[tuple[str, float]]:
-        conditions: list[dict[str, Any]] = []
-        if kinds:
-            conditions.append({"kind": {"$in": kinds}})
-        if year_min is not None:
-            conditions.append({"year": {"$gte": int(year_min)}})
-        if year_max is not None:
-            conditions.append({"year": {"$lte": int(year_max)}})
-        conditions += [{"elements": {"$contains": e}} for e in els]
-        where = (conditions[0] if len(conditions) == 1 else {"$and": conditions}
-                 if conditions else None)
+        where = chroma_where(kinds, year_min, year_max, els)
         vector = embed([query], precision=self.embed_precision)
         res = self._collection.query(query_embeddings=vector, n_results=pool, where=where,
                                      include=["documents", "metadatas", "distances"])
@@ -539,44 +488,3 @@ class KnowledgeBase:
             chunks=self._collection.count(), recipes=len(self.recipes),
             recipe_compositions=self.recipes.n_compositions(), bm25=state,
             generation=generation)
-
-
-def _top(ids: list[str], scores: np.ndarray, k: int) -> list[tuple[str, float]]:
-    positive = np.flatnonzero(scores > 0)
-    if positive.size > k:
-        positive = positive[np.argpartition(-scores[positive], k - 1)[:k]]
-    order = positive[np.lexsort((positive, -scores[positive]))]
-    return [(ids[i], float(scores[i])) for i in order]
-
-
-def _formula_boosts(index: BM25Index, query: str, scores: np.ndarray,
-                    mask: np.ndarray | None, pool: int) -> dict[str, float]:
-    """Fusion bonus for chunks whose formula metadata matches a formula in the query.
-
-    Each formula of the query gives the chunks that mention it (canonical match, so FeLiO4P
-    matches LiFePO4) one rank-1 vote, 1 / (RRF_K + 1); at most ``pool`` chunks per formula,
-    the best by BM25 score.
-    """
-    boosts: dict[str, float] = {}
-    vote = 1.0 / (RRF_K + 1)
-    for canon in formulas_in(query):
-        idx = index.with_formula(canon)
-        if mask is not None and idx.size:
-            idx = idx[mask[idx]]
-        if idx.size > pool:
-            idx = idx[np.argsort(-scores[idx], kind="stable")[:pool]]
-        for i in idx:
-            cid = index.ids[int(i)]
-            boosts[cid] = boosts.get(cid, 0.0) + vote
-    return boosts
-
-
-def _evidence(cid: str, score: float, text: str, meta: dict[str, Any]) -> Evidence:
-    snippet = text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS].rstrip() + " …"
-    year = meta.get("year")
-    return Evidence(id=cid, doi=meta.get("doi"), title=meta.get("title"), snippet=snippet,
-                    score=round(float(score), 6), source=str(meta.get("kind", "")),
-                    document_id=str(meta.get("doc_id", "")),
-                    chunk_index=int(meta.get("chunk_index", 0)),
-                    year=int(year) if isinstance(year, int | float) else None,
-                    origin=meta.get("origin"))
