@@ -179,7 +179,10 @@ class CampaignRun:
                 raise MatloopError(f"campaign {self.config.campaign_id} has no checkpoint",
                                    hint="start it again without --resume")
             while True:
-                for _ in graph.stream(payload, self.thread, stream_mode="updates"):
+                # durability="sync": each node's checkpoint is on disk before the next node
+                # starts, so a killed process never redoes a finished step.
+                for _ in graph.stream(payload, self.thread, stream_mode="updates",
+                                      durability="sync"):
                     pass
                 snapshot = graph.get_state(self.thread)
                 pending = [i for t in snapshot.tasks for i in t.interrupts]

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from matloop.campaign import resume_campaign, start_campaign
+from matloop.materials.cache import EvaluationCache
 from matloop.runtime import Budget
 
 QUERY = "stable ternary oxides in the Ba-Ti-O system"
@@ -43,7 +44,13 @@ def test_offline_campaign_ranks_candidates_and_reports(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_killed_offline_campaign_resumes_to_the_same_candidates(tmp_path) -> None:
+def test_killed_offline_campaign_resumes_to_the_same_candidates(tmp_path, monkeypatch) -> None:
+    # A private evaluation cache, so the campaign really computes and can be killed mid-way.
+    cache = tmp_path / "private-cache.sqlite"
+    monkeypatch.setenv("MATLOOP_EVALUATION_CACHE", str(cache))
+    from matloop.config import get_settings
+
+    get_settings.cache_clear()
     out = tmp_path / "runs"
     script = tmp_path / "campaign.py"
     script.write_text(textwrap.dedent(f"""
@@ -56,15 +63,18 @@ def test_killed_offline_campaign_resumes_to_the_same_candidates(tmp_path) -> Non
     events = out / "killed" / "events.jsonl"
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:
-        if events.exists() and '"tool": "generate_candidates"' in events.read_text():
-            time.sleep(2.0)  # let predict_properties start relaxing
+        # Kill mid-evaluation: candidates generated and the first relaxation stored.
+        if events.exists() and '"tool": "generate_candidates"' in events.read_text() and \
+                cache.exists() and EvaluationCache(cache).count("relax") >= 1:
             break
-        time.sleep(0.2)
+        time.sleep(0.1)
     assert proc.poll() is None, "campaign finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (out / "killed" / "report.json").exists()
+    computed_before_kill = EvaluationCache(cache).count("relax")
     resumed = resume_campaign("killed", out_dir=out).run(resume=True)
+    assert EvaluationCache(cache).count("relax") > computed_before_kill
     again = start_campaign(QUERY, out_dir=out, seed=5, campaign_id="reference",
                            budget=Budget(max_iterations=1, max_evaluations=6)).run()
 
@@ -74,5 +84,9 @@ def test_killed_offline_campaign_resumes_to_the_same_candidates(tmp_path) -> Non
 
     assert final(resumed) == final(again)
     assert len([c for c in resumed.candidates if c.status == "ok"]) >= 1
-    log = (out / "killed" / "events.jsonl").read_text()
-    assert log.count('"tool": "generate_candidates"') == 1  # finished step not redone
+    log = [json.loads(x) for x in (out / "killed" / "events.jsonl").read_text().splitlines()]
+    steps = [e["step_id"] for e in log if e["type"] == "tool_call" and e.get("step_id")]
+    killed_at = next(i for i, e in enumerate(log) if e["type"] == "campaign_resume")
+    before = [e["step_id"] for e in log[:killed_at] if e["type"] == "tool_call"]
+    assert before and "S2" in before  # generation finished before the kill ...
+    assert len(steps) == len(set(steps))  # ... and no finished step ran again
