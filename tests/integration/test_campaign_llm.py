@@ -206,3 +206,37 @@ def test_resume_after_an_interruption_repeats_no_work(tmp_path, tools) -> None:
     assert len(s1_calls) == 1  # from the first run only
     assert engine_cache.count("relax") == relaxed_before  # no new relaxation
     assert report.status == "objective_met"
+
+
+def test_human_approval_interrupt_and_feedback(tmp_path, tools) -> None:
+    asked = []
+
+    def approve(payload):
+        asked.append(payload)
+        if len(asked) == 1:
+            return {"approved": False, "feedback": "also look up the Na-Cl phases first"}
+        return {"approved": True}
+
+    chat = models(planner=[tool_turn("Plan", PLAN), tool_turn("Plan", PLAN)],
+                  critic=[tool_turn("Critique", APPROVE_H), tool_turn("Critique", APPROVE_P),
+                          tool_turn("Critique", APPROVE_P)])
+    campaign = start_campaign(QUERY, out_dir=tmp_path / "runs", chat_models=chat, tools=tools,
+                              budget=Budget(max_iterations=1), require_approval=True,
+                              approve=approve)
+    report = campaign.run()
+    assert len(asked) == 2 and asked[0]["plan"]["steps"][0]["tool"] == "lookup_known_phases"
+    human = [c for c in report.critiques if c.author == "human"]
+    assert human and "Na-Cl phases" in human[0].issues[0]
+    approvals = [e for e in events(campaign) if e["type"] == "plan_approval"]
+    assert [e["approved"] for e in approvals] == [False, True]
+    assert report.status == "objective_met"
+
+
+def test_api_keys_never_reach_events(tmp_path, tools, monkeypatch) -> None:
+    from matloop.runtime import EventLog
+
+    log = EventLog(tmp_path / "events.jsonl")
+    log.write("llm_call", model="openai:gpt-4o", api_key="sk-live-abcdefghijklmnop",
+              error="401 for key sk-proj-1234567890abcdef")
+    text = (tmp_path / "events.jsonl").read_text()
+    assert "sk-live" not in text and "sk-proj" not in text and "[redacted]" in text
