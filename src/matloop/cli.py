@@ -9,9 +9,12 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from matloop.console import StageBars as _Bars
+from matloop.console import console
+from matloop.console import fail as _fail
+from matloop.console import progress_bars as _progress
 from matloop.errors import MatloopError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -19,33 +22,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 refs_app = typer.Typer(no_args_is_help=True, help="Reference phases for convex hulls.")
 app.add_typer(refs_app, name="refs")
 
-console = Console(stderr=True)
 out = Console()
-
-
-def _fail(exc: MatloopError) -> None:
-    console.print(f"[bold red]error:[/] {exc.message}")
-    if exc.hint:
-        console.print(f"[yellow]what to do:[/] {exc.hint}")
-    raise typer.Exit(code=2)
-
-
-class _Bars:
-    """One rich progress bar per named stage."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.tasks: dict[str, int] = {}
-
-    def __call__(self, label: str, done: int, total: int) -> None:
-        if label not in self.tasks:
-            self.tasks[label] = self.progress.add_task(label, total=total)
-        self.progress.update(self.tasks[label], completed=done, total=total)
-
-
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console, transient=False)
 
 
 @app.command()

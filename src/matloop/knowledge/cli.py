@@ -13,12 +13,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from matloop.errors import MatloopError
+from matloop.console import StageBars as _Bars
+from matloop.console import console
+from matloop.console import fail as _fail
+from matloop.console import progress_bars as _progress
 
-console = Console(stderr=True)
 out = Console()
 
 KbOption = Annotated[Path | None, typer.Option(
@@ -28,13 +30,6 @@ ServerOption = Annotated[str | None, typer.Option(
 ChunkOption = Annotated[int, typer.Option("--chunk-size", help="Chunk size, characters.")]
 OverlapOption = Annotated[int, typer.Option("--chunk-overlap", help="Chunk overlap, characters.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
-
-def _fail(exc: MatloopError) -> None:
-    console.print(f"[bold red]error:[/] {escape(exc.message)}")
-    if exc.hint:
-        console.print(f"[yellow]what to do:[/] {escape(exc.hint)}")
-    raise typer.Exit(code=2)
 
 
 def _open(kb: Path | None, server: str | None, chunk_size: int, chunk_overlap: int):  # noqa: ANN202
@@ -47,19 +42,6 @@ def _open(kb: Path | None, server: str | None, chunk_size: int, chunk_overlap: i
         if isinstance(exc, MatloopError):
             raise
         raise MatloopError(str(exc), hint="check --chunk-size and --chunk-overlap") from exc
-
-
-class _Bars:
-    """One rich progress bar per stage."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.tasks: dict[str, int] = {}
-
-    def __call__(self, label: str, done: int, total: int) -> None:
-        if label not in self.tasks:
-            self.tasks[label] = self.progress.add_task(label, total=total)
-        self.progress.update(self.tasks[label], completed=done, total=total)
 
 
 def ingest(
@@ -76,8 +58,7 @@ def ingest(
     """Ingest papers, abstracts, BibTeX, PDFs, synthesis recipes or structures (as cards)."""
     try:
         base = _open(kb, server, chunk_size, chunk_overlap)
-        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), console=console, transient=False)
+        progress = _progress()
         with progress:
             report = base.ingest([str(p) for p in paths], kind=kind, use_robocrys=robocrys,
                                  progress=_Bars(progress))

@@ -11,43 +11,20 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from matloop.errors import MatloopError
+from matloop.console import StageBars as _Bars
+from matloop.console import console
+from matloop.console import fail as _fail
+from matloop.console import progress_bars as _progress
 
 models_app = typer.Typer(no_args_is_help=True,
                          help="Property surrogates (band gap, ...): train, list, predict.")
 
-console = Console(stderr=True)
 out = Console()
 
 _TABLE_SUFFIXES = (".csv", ".csv.gz")
-
-
-def _fail(exc: MatloopError) -> None:
-    console.print(f"[bold red]error:[/] {exc.message}", soft_wrap=True)
-    if exc.hint:
-        console.print(f"[yellow]what to do:[/] {exc.hint}", soft_wrap=True)
-    raise typer.Exit(code=2)
-
-
-class _Bars:
-    """One rich progress bar per named stage."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.tasks: dict[str, Any] = {}
-
-    def __call__(self, label: str, done: int, total: int) -> None:
-        if label not in self.tasks:
-            self.tasks[label] = self.progress.add_task(label, total=total)
-        self.progress.update(self.tasks[label], completed=done, total=total)
-
-
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console, transient=False)
 
 
 def _f(value: Any, spec: str = ".3f") -> str:
