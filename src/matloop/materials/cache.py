@@ -50,18 +50,24 @@ def evaluation_key(structure: Structure, *, kind: str, mlip: str, mlip_version: 
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def open_sqlite(path: Path, schema: str) -> sqlite3.Connection:
+    """A WAL-mode SQLite connection usable from several threads, with ``schema`` applied."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=60, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.executescript(schema)
+    conn.commit()
+    return conn
+
+
 class EvaluationCache:
     """Persistent store of evaluation results (JSON documents)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(_SCHEMA)
-        self._conn.commit()
+        self._conn = open_sqlite(self.path, _SCHEMA)
 
     def get(self, key: str) -> dict[str, Any] | None:
         """The stored result for ``key``, or None."""

@@ -17,7 +17,6 @@ import gzip
 import io
 import itertools
 import json
-import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -112,13 +111,11 @@ class ReferenceStore:
     """SQLite-backed store of reference phases."""
 
     def __init__(self, path: str | Path) -> None:
+        from matloop.materials.cache import open_sqlite
+
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.executescript(_SCHEMA)
-        self._conn.commit()
+        self._conn = open_sqlite(self.path, _SCHEMA)
 
     # -- writing ---------------------------------------------------------------------------
     def add(self, phases: Iterable[ReferencePhase]) -> int:
