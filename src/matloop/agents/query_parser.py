@@ -156,7 +156,7 @@ def parse_query(query: str, *, stability_threshold_ev_per_atom: float = 0.1,
             chemsys = "-".join(sorted(set(symbols)))
             if chemsys not in systems:
                 systems.append(chemsys)
-    formulas = [f for f in _formulas(re.sub(r"\b[A-Z][a-z]?(?:-[A-Z][a-z]?)+\b", " ", text))]
+    formulas = _formulas(re.sub(r"\b[A-Z][a-z]?(?:-[A-Z][a-z]?)+\b", " ", text))
 
     excluded: list[str] = []
     for match in re.finditer(r"\b([A-Za-z]+)[- ]free\b", text):
@@ -229,8 +229,7 @@ def parse_query(query: str, *, stability_threshold_ev_per_atom: float = 0.1,
     for f in formulas:
         for el in Composition(f).elements:
             if el.symbol in excluded:
-                raise_conflict = f"formula {f} contains excluded element {el.symbol}"
-                notes.append(raise_conflict)
+                notes.append(f"formula {f} contains excluded element {el.symbol}")
     for chemsys in systems:
         bad = [el for el in chemsys.split("-") if el in excluded]
         if bad:
