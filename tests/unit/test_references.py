@@ -85,3 +85,23 @@ def test_starter_library_is_seeded_once(tmp_path) -> None:
     assert n == len(starter_phases()) and store.count() == n
     store.ensure_starter_library()
     assert store.count() == n
+
+
+def test_held_out_formulas_leave_the_store_and_stay_out(tmp_path) -> None:
+    csv = tmp_path / "refs.csv"
+    csv.write_text("task_id,composition,formation_energy_per_atom\n"
+                   "mp-22862,NaCl,-2.105\nmp-1,Na2O,-1.38\n")
+    store = ReferenceStore(tmp_path / "refs.sqlite")
+    store.ensure_starter_library()
+    import_references(store, csv)
+    # Every phase of the formula goes: the MP energy and the starter-library structure.
+    assert store.hold_out(["Na2Cl2"], reason="rediscovery target") == 2
+    assert store.held_out() == {"NaCl"}
+    assert {p.composition.reduced_formula for p in store.phases(["Na", "Cl", "O"])} == {
+        "Na", "Na2O", "Cl2"}
+    # Re-importing and re-checking the starter library do not bring it back.
+    import_references(store, csv)
+    store.ensure_starter_library()
+    assert "NaCl" not in {p.composition.reduced_formula for p in store.phases(["Na", "Cl"])}
+    # The hold-out lives in the file: a second connection sees it.
+    assert ReferenceStore(tmp_path / "refs.sqlite").held_out() == {"NaCl"}

@@ -45,6 +45,10 @@ CREATE TABLE IF NOT EXISTS phases (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS phases_source ON phases(source, source_id);
 CREATE INDEX IF NOT EXISTS phases_chemsys ON phases(chemsys);
+CREATE TABLE IF NOT EXISTS held_out (
+    reduced_formula TEXT PRIMARY KEY,
+    reason TEXT NOT NULL DEFAULT ''
+);
 """
 
 
@@ -119,7 +123,12 @@ class ReferenceStore:
 
     # -- writing ---------------------------------------------------------------------------
     def add(self, phases: Iterable[ReferencePhase]) -> int:
-        """Insert or replace phases (unique by source and source_id); returns how many."""
+        """Insert or replace phases (unique by source and source_id); returns how many.
+
+        Phases of a held-out formula (:meth:`hold_out`) are skipped and not counted.
+        """
+        held = self.held_out()
+        phases = [p for p in phases if p.composition.reduced_formula not in held]
         rows = [
             (
                 p.source, p.source_id, p.formula, p.composition.reduced_formula, p.chemsys,
@@ -145,10 +154,33 @@ class ReferenceStore:
             have = self._conn.execute(
                 "SELECT COUNT(*) FROM phases WHERE source = 'starter'"
             ).fetchone()[0]
-        entries = starter_phases()
+        held = self.held_out()
+        entries = [p for p in starter_phases() if p.composition.reduced_formula not in held]
         if have != len(entries):
             self.add(entries)
         return len(entries)
+
+    def hold_out(self, formulas: Iterable[str], *, reason: str = "") -> int:
+        """Remove every phase of these compositions and keep them out of later imports.
+
+        For blind tests: a benchmark holds out known compounds and asks whether a campaign
+        finds them again. Matching is by reduced formula (every polymorph goes). Returns how
+        many phases were removed.
+        """
+        reduced = sorted({parse_composition(f).reduced_formula for f in formulas})
+        with self._lock:
+            self._conn.executemany("INSERT OR REPLACE INTO held_out (reduced_formula, reason) "
+                                   "VALUES (?, ?)", [(f, reason) for f in reduced])
+            removed = self._conn.execute(
+                f"DELETE FROM phases WHERE reduced_formula IN ({','.join('?' * len(reduced))})",
+                reduced).rowcount
+            self._conn.commit()
+        return int(removed)
+
+    def held_out(self) -> set[str]:
+        """Reduced formulas held out of this store (see :meth:`hold_out`)."""
+        with self._lock:
+            return {r[0] for r in self._conn.execute("SELECT reduced_formula FROM held_out")}
 
     # -- reading ---------------------------------------------------------------------------
     def phases(self, elements: Iterable[str], *, with_structure: bool | None = None,
