@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import platform
 import threading
@@ -9,11 +10,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import psutil
+from pymatgen.core import Composition
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "evals" / "results"
+MATBENCH = "hull/matbench_mp_e_form_compositions.csv.gz"
+ROOST = "hull/mp_formation_energies_roost_2020.csv.gz"
+ELEMENTS = "hull/mp_elemental_reference_entries_2023-02-07.json.gz"
 
 
 def machine() -> dict[str, Any]:
@@ -68,3 +74,35 @@ def write_json(name: str, payload: dict[str, Any], out: Path | None = None) -> P
                "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **payload}
     path.write_text(json.dumps(payload, indent=2, default=str))
     return path
+
+
+def _sub_systems(systems: list[str]) -> set[str]:
+    return {"-".join(c) for s in systems for r in range(1, len(s.split("-")) + 1)
+            for c in itertools.combinations(sorted(s.split("-")), r)}
+
+
+def load_mp_phases(data_dir: Path, systems: list[str]) -> list[Any]:
+    """MP formation energies (union, lowest per formula) and elemental entries in ``systems``."""
+    from matloop.materials.references import ReferencePhase, read_computed_entries_json
+
+    allowed = _sub_systems(systems)
+    frames = []
+    for name, fcol, ecol in ((MATBENCH, "formula", "target"),
+                             (ROOST, "composition", "formation_energy_per_atom")):
+        # keep_default_na=False: the formula "NaN" (sodium nitride) must stay a string.
+        df = pd.read_csv(data_dir / name, keep_default_na=False)
+        chemsys = df[fcol].str.findall(r"[A-Z][a-z]?").map(lambda e: "-".join(sorted(set(e))))
+        df = df[chemsys.isin(allowed)]
+        frames.append(pd.DataFrame({
+            "rf": [Composition(f).reduced_formula for f in df[fcol]],
+            "e": df[ecol].astype(float).to_numpy()}))
+    union = pd.concat(frames).groupby("rf", as_index=False)["e"].min()
+    phases = [ReferencePhase(source="mp-e-form", source_id=row.rf, formula=row.rf,
+                             energy_ev_per_atom=float(row.e), energy_kind="formation",
+                             energy_scale="mp2020") for row in union.itertuples()]
+    elements = {e for s in systems for e in s.split("-")}
+    for p in read_computed_entries_json(data_dir / ELEMENTS, source="mp-elements"):
+        comp = p.composition
+        if len(comp.elements) == 1 and comp.elements[0].symbol in elements:
+            phases.append(p)
+    return phases

@@ -27,7 +27,6 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
 import tempfile
 import time
@@ -35,10 +34,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-from pymatgen.core import Composition
-
-from evals.common import DEFAULT_DATA, RESULTS, PeakMemory, write_json
+from evals.common import (
+    DEFAULT_DATA,
+    MATBENCH,
+    RESULTS,
+    PeakMemory,
+    load_mp_phases,
+    write_json,
+)
 
 #: One system per kind (sorted chemsys spelling).
 SYSTEMS = {
@@ -49,43 +52,8 @@ SYSTEMS = {
     "quaternary": "Cu-S-Sn-Zn",
 }
 METHODS = ("prototype", "substitution", "random")
-MATBENCH = "hull/matbench_mp_e_form_compositions.csv.gz"
-ROOST = "hull/mp_formation_energies_roost_2020.csv.gz"
-ELEMENTS = "hull/mp_elemental_reference_entries_2023-02-07.json.gz"
 CACHE = RESULTS / "cache" / "generation.sqlite"
 MATTERGEN_SUN = 0.386
-
-
-def _sub_systems(systems: list[str]) -> set[str]:
-    return {"-".join(c) for s in systems for r in range(1, len(s.split("-")) + 1)
-            for c in itertools.combinations(sorted(s.split("-")), r)}
-
-
-def load_mp_phases(data_dir: Path, systems: list[str]) -> list[Any]:
-    """MP formation energies (union, lowest per formula) and elemental entries in ``systems``."""
-    from matloop.materials.references import ReferencePhase, read_computed_entries_json
-
-    allowed = _sub_systems(systems)
-    frames = []
-    for name, fcol, ecol in ((MATBENCH, "formula", "target"),
-                             (ROOST, "composition", "formation_energy_per_atom")):
-        # keep_default_na=False: the formula "NaN" (sodium nitride) must stay a string.
-        df = pd.read_csv(data_dir / name, keep_default_na=False)
-        chemsys = df[fcol].str.findall(r"[A-Z][a-z]?").map(lambda e: "-".join(sorted(set(e))))
-        df = df[chemsys.isin(allowed)]
-        frames.append(pd.DataFrame({
-            "rf": [Composition(f).reduced_formula for f in df[fcol]],
-            "e": df[ecol].astype(float).to_numpy()}))
-    union = pd.concat(frames).groupby("rf", as_index=False)["e"].min()
-    phases = [ReferencePhase(source="mp-e-form", source_id=row.rf, formula=row.rf,
-                             energy_ev_per_atom=float(row.e), energy_kind="formation",
-                             energy_scale="mp2020") for row in union.itertuples()]
-    elements = {e for s in systems for e in s.split("-")}
-    for p in read_computed_entries_json(data_dir / ELEMENTS, source="mp-elements"):
-        comp = p.composition
-        if len(comp.elements) == 1 and comp.elements[0].symbol in elements:
-            phases.append(p)
-    return phases
 
 
 def run(systems: dict[str, str], per_method: int, *, seed: int, max_atoms: int,
