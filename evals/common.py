@@ -14,6 +14,8 @@ import pandas as pd
 import psutil
 from pymatgen.core import Composition
 
+from matloop.materials.energy_scale import legacy_mp_shift_ev_per_atom
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "evals" / "results"
@@ -76,16 +78,54 @@ def write_json(name: str, payload: dict[str, Any], out: Path | None = None) -> P
     return path
 
 
+def elemental_dft_energies(phases: list[Any]) -> dict[str, float]:
+    """Energy per atom (eV/atom) of each single-element phase, lowest per element."""
+    out: dict[str, float] = {}
+    for p in phases:
+        comp = p.composition
+        if len(comp.elements) == 1:
+            el = comp.elements[0].symbol
+            out[el] = min(out.get(el, float("inf")), float(p.energy_ev_per_atom))
+    return out
+
+
+def mp_ground_states(data_dir: Path, formulas: set[str]) -> dict[str, float]:
+    """Lowest MP formation energy (eV/atom, MP2020 scale) of each reduced formula asked for."""
+    from matloop.materials.references import read_computed_entries_json
+
+    mu = elemental_dft_energies(list(read_computed_entries_json(data_dir / ELEMENTS)))
+    best: dict[str, float] = {}
+    for name, fcol, ecol in ((MATBENCH, "formula", "target"),
+                             (ROOST, "composition", "formation_energy_per_atom")):
+        df = pd.read_csv(data_dir / name, keep_default_na=False)
+        for formula, energy in zip(df[fcol], df[ecol], strict=True):
+            try:
+                key = Composition(formula).reduced_formula
+            except Exception:  # noqa: BLE001 - a few rows are not formulas
+                continue
+            if key in formulas:
+                best[key] = min(best.get(key, float("inf")), float(energy))
+    return {k: v + legacy_mp_shift_ev_per_atom(k, mu) for k, v in best.items()}
+
+
 def _sub_systems(systems: list[str]) -> set[str]:
     return {"-".join(c) for s in systems for r in range(1, len(s.split("-")) + 1)
             for c in itertools.combinations(sorted(s.split("-")), r)}
 
 
 def load_mp_phases(data_dir: Path, systems: list[str]) -> list[Any]:
-    """MP formation energies (union, lowest per formula) and elemental entries in ``systems``."""
+    """MP formation energies (union, lowest per formula) and elemental entries in ``systems``.
+
+    The matbench (MP 2018) and roost (MP 2019) files are on the legacy MP correction scheme;
+    their values are converted to the MP2020 scale here (see
+    ``matloop.materials.energy_scale.legacy_mp_shift_ev_per_atom``), the scale of CHGNet and
+    of the 2023 elemental entries. Without it Br, I, Se and Te compounds sit 0.15-0.3 eV/atom
+    too high and sulfides and Fe/Co oxides 0.1-0.2 eV/atom too low against MLIP energies.
+    """
     from matloop.materials.references import ReferencePhase, read_computed_entries_json
 
     allowed = _sub_systems(systems)
+    elemental = list(read_computed_entries_json(data_dir / ELEMENTS, source="mp-elements"))
     frames = []
     for name, fcol, ecol in ((MATBENCH, "formula", "target"),
                              (ROOST, "composition", "formation_energy_per_atom")):
@@ -97,11 +137,14 @@ def load_mp_phases(data_dir: Path, systems: list[str]) -> list[Any]:
             "rf": [Composition(f).reduced_formula for f in df[fcol]],
             "e": df[ecol].astype(float).to_numpy()}))
     union = pd.concat(frames).groupby("rf", as_index=False)["e"].min()
+    mu = elemental_dft_energies(elemental)
     phases = [ReferencePhase(source="mp-e-form", source_id=row.rf, formula=row.rf,
-                             energy_ev_per_atom=float(row.e), energy_kind="formation",
-                             energy_scale="mp2020") for row in union.itertuples()]
+                             energy_ev_per_atom=float(row.e) + legacy_mp_shift_ev_per_atom(
+                                 row.rf, mu), energy_kind="formation", energy_scale="mp2020",
+                             meta={"converted_from": "mp-legacy"})
+              for row in union.itertuples()]
     elements = {e for s in systems for e in s.split("-")}
-    for p in read_computed_entries_json(data_dir / ELEMENTS, source="mp-elements"):
+    for p in elemental:
         comp = p.composition
         if len(comp.elements) == 1 and comp.elements[0].symbol in elements:
             phases.append(p)

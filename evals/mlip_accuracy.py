@@ -2,9 +2,9 @@
 
 1. Every starter-library compound whose lattice constants are experimental values is relaxed
    with each backend; the relaxed a, b, c are compared with experiment (mean absolute % error).
-2. Formation energies of the starter compounds that appear in the MP formation-energy file
-   (lowest energy per reduced formula = MP ground state) are computed two ways and compared
-   with MP:
+2. Formation energies of the starter compounds that appear in the MP formation-energy files
+   (lowest energy per reduced formula = MP ground state, converted from the files' legacy MP
+   corrections to MP2020) are computed two ways and compared with MP:
    * mp2020 scale: MLIP total energy, put on the MP2020 scale (SevenNet corrected, CHGNet as
      is), minus MP2020 elemental reference energies;
    * the same without the scale handling (CHGNet with corrections applied twice, SevenNet
@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import io
 import json
 import statistics
 import time
 from pathlib import Path
 
-import pandas as pd
 from pymatgen.core import Composition
 
-from evals.common import DEFAULT_DATA, RESULTS, write_json
+from evals.common import DEFAULT_DATA, RESULTS, mp_ground_states, write_json
 from matloop.materials.cache import EvaluationCache
 from matloop.materials.energy_scale import mp2020_correction_ev, to_mp2020_energy_per_atom
 from matloop.materials.evaluation import Evaluator
@@ -37,23 +35,6 @@ from matloop.materials.references import (
     starter_entries,
     starter_relax_cell,
 )
-
-
-def mp_ground_states(data_dir: Path) -> dict[str, float]:
-    """Lowest MP formation energy (eV/atom) per reduced formula, matbench and roost files."""
-    best: dict[str, float] = {}
-    for name, fcol, ecol in (("matbench_mp_e_form_compositions.csv.gz", "formula", "target"),
-                             ("mp_formation_energies_roost_2020.csv.gz", "composition",
-                              "formation_energy_per_atom")):
-        with gzip.open(data_dir / "hull" / name, "rb") as f:
-            frame = pd.read_csv(io.BytesIO(f.read()), keep_default_na=False)
-        for formula, energy in zip(frame[fcol], frame[ecol], strict=True):
-            try:
-                key = Composition(formula).reduced_formula
-            except Exception:
-                continue
-            best[key] = min(best.get(key, float("inf")), float(energy))
-    return best
 
 
 def mp_elemental_energies(data_dir: Path) -> dict[str, float]:
@@ -88,13 +69,17 @@ def main(argv: list[str] | None = None) -> dict:
         if len(s) <= args.max_atoms and wanted:
             entries.append(entry)
             structures.append(s)
-    mp = mp_ground_states(args.data_dir)
+    mp = mp_ground_states(args.data_dir, {Composition(e["formula"]).reduced_formula
+                                          for e in entries})
     mu_mp = mp_elemental_energies(args.data_dir)
     cache = EvaluationCache(args.cache)
     report: dict = {"backends": {}, "max_atoms": args.max_atoms,
                     "selection": "all" if args.all else
                     "experimental lattices and elemental ground states",
-                    "n_starter_entries_used": len(entries)}
+                    "n_starter_entries_used": len(entries),
+                    "mp_reference": "lowest formation energy per formula of the matbench (MP "
+                                    "2018) and roost (MP 2019) files, converted from the legacy "
+                                    "MP corrections to MP2020"}
     for name in args.mlip:
         ev = Evaluator(name, cache=cache)
         t0 = time.perf_counter()

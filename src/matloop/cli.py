@@ -125,7 +125,10 @@ def mlips() -> None:
 
 
 @refs_app.command("import")
-def refs_import(path: Annotated[Path, typer.Argument(help="CSV of formation energies, ComputedEntry JSON, or CIF folder.")]) -> None:
+def refs_import(
+    path: Annotated[Path, typer.Argument(help="CSV of formation energies, ComputedEntry JSON, or CIF folder.")],
+    scale: Annotated[str, typer.Option("--scale", help="Scale of a CSV's formation energies (eV/atom): mp2020 (Materials Project since 2021) or mp-legacy (before 2021, e.g. matbench_mp_e_form; converted to mp2020 on import, needs the MP2020 elemental entries imported first).")] = "mp2020",
+) -> None:
     """Import reference phases from a file or folder."""
     from matloop.config import get_settings
     from matloop.materials.references import ReferenceStore, import_references
@@ -133,7 +136,7 @@ def refs_import(path: Annotated[Path, typer.Argument(help="CSV of formation ener
     try:
         store = ReferenceStore(get_settings().reference_path)
         with console.status(f"importing {path}"):
-            n = import_references(store, path)
+            n = import_references(store, path, scale=scale)
     except MatloopError as exc:
         _fail(exc)
         return

@@ -105,3 +105,61 @@ def test_held_out_formulas_leave_the_store_and_stay_out(tmp_path) -> None:
     assert "NaCl" not in {p.composition.reduced_formula for p in store.phases(["Na", "Cl"])}
     # The hold-out lives in the file: a second connection sees it.
     assert ReferenceStore(tmp_path / "refs.sqlite").held_out() == {"NaCl"}
+
+
+# --- legacy MP formation energies -------------------------------------------------------------
+# Values by hand from pymatgen's MPCompatibility.yaml (legacy) and MP2020Compatibility.yaml.
+F2_DFT = -1.9114789675          # MP2020 elemental F2 entry (2023-02-07), eV/atom
+F2_LEGACY_FIT = -1.42055013381  # legacy fitted F2 energy, eV/atom
+
+
+@pytest.mark.parametrize(
+    ("formula", "shift"),
+    [
+        # no legacy iodide correction; MP2020 I: -0.379 eV per I
+        pytest.param("LiI", -0.379 / 2, id="iodide"),
+        # oxide -0.70229 -> -0.687 per O; Fe U correction -2.733 -> -2.256 per Fe
+        pytest.param("Fe2O3", ((-0.687 * 3 - 2.256 * 2) - (-0.70229 * 3 - 2.733 * 2)) / 5,
+                     id="Fe-oxide"),
+        # legacy sulfide -0.66346 -> MP2020 S -0.503 per S
+        pytest.param("ZnS", (-0.503 + 0.66346) / 2, id="sulfide"),
+        # MP2020 F -0.462 per F; the legacy scheme used a fitted F2 energy instead
+        pytest.param("LiF", -0.462 / 2 - 0.5 * (F2_DFT - F2_LEGACY_FIT), id="fluoride"),
+    ],
+)
+def test_legacy_mp_shift_matches_the_two_correction_schemes(formula: str, shift: float) -> None:
+    from matloop.materials.energy_scale import legacy_mp_shift_ev_per_atom
+
+    assert legacy_mp_shift_ev_per_atom(formula, {"F": F2_DFT}) == pytest.approx(shift, abs=2e-4)
+
+
+def test_legacy_shift_needs_the_gas_reference() -> None:
+    from matloop.materials.energy_scale import legacy_mp_shift_ev_per_atom
+
+    with pytest.raises(ReferenceDataError, match="elemental Cl"):
+        legacy_mp_shift_ev_per_atom("NaCl", {})
+
+
+def test_legacy_csv_is_converted_to_mp2020_on_import(tmp_path) -> None:
+    from pymatgen.entries.computed_entries import ComputedEntry
+
+    store = ReferenceStore(tmp_path / "s.sqlite")
+    csv = tmp_path / "legacy.csv"
+    csv.write_text("formula,target\nLiI,-1.2357\nLiF,-3.1809\n")
+    # LiF needs the DFT F2 energy: without it the import names what to import first.
+    with pytest.raises(ReferenceDataError, match="elemental F"):
+        import_references(store, csv, scale="mp-legacy")
+    entries = tmp_path / "elements.json"
+    entries.write_text(json.dumps([ComputedEntry("F2", 2 * F2_DFT, entry_id="mp-561203")
+                                   .as_dict()]))
+    import_references(store, entries)
+    assert import_references(store, csv, scale="mp-legacy") == 2
+    got = {p.composition.reduced_formula: p for p in store.phases(["Li", "I", "F"],
+                                                                  energy_kind="formation")}
+    assert got["LiI"].energy_ev_per_atom == pytest.approx(-1.2357 - 0.1895, abs=1e-4)
+    assert got["LiI"].energy_scale == "mp2020"
+    assert got["LiI"].meta["converted_from"] == "mp-legacy"
+    assert got["LiI"].meta["value_as_given_ev_per_atom"] == pytest.approx(-1.2357)
+    assert got["LiF"].energy_ev_per_atom == pytest.approx(-3.1809 + 0.01446, abs=2e-4)
+    with pytest.raises(ReferenceDataError, match="unknown formation-energy scale"):
+        import_references(store, csv, scale="dft")

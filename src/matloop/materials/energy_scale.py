@@ -89,3 +89,62 @@ def to_mp2020_energy_per_atom(phase: Structure | Composition, energy_per_atom_ev
         n = _composition(phase).num_atoms
         return energy_per_atom_ev + mp2020_correction_ev(phase, energy_per_atom_ev * n) / n
     raise ValueError(f"unknown energy scale {energy_scale!r}; valid: mp2020, gga_raw")
+
+
+# --- Legacy MP formation energies -------------------------------------------------------------
+# Formation energies from the Materials Project before 2021 (matbench_mp_e_form, the roost
+# 2020 file, old exports) use the legacy MaterialsProjectCompatibility: fitted oxide/sulfide
+# corrections, different GGA+U mixing corrections, fitted F2/Cl2/N2/H2 energies, and no Br, I,
+# Se, Te, Sb or Si anion corrections. Mixing them with MP2020-scale energies shifts Br, I, Se
+# and Te compounds by up to -0.3 eV/atom and Fe/Co/Ni/Mo oxides by 0.1-0.2 eV/atom.
+
+#: Gases whose legacy reference energy was a fitted value (eV/atom) instead of the DFT one.
+LEGACY_FITTED_GASES = ("N", "F", "Cl", "H")
+
+
+@lru_cache(maxsize=1)
+def _legacy_corrections() -> tuple[object, object, dict[str, float]]:
+    from monty.serialization import loadfn
+    from pymatgen.analysis.compatibility import MODULE_DIR, AnionCorrection, UCorrection
+    from pymatgen.io.vasp.sets import MPRelaxSet
+
+    path = f"{MODULE_DIR}/MPCompatibility.yaml"
+    fitted = {k[:-1]: float(v) for k, v in loadfn(path)["Advanced"]["CompoundEnergies"].items()}
+    return (AnionCorrection(path, correct_peroxide=True),
+            UCorrection(path, MPRelaxSet, "Advanced"), fitted)
+
+
+def legacy_mp_shift_ev_per_atom(composition: Composition | str,
+                                elemental_dft_ev_per_atom: dict[str, float]) -> float:
+    """Amount to add to a legacy-MP formation energy (eV/atom) to put it on the MP2020 scale.
+
+    The shift is (MP2020 correction - legacy anion and U corrections) / atoms, minus, for each
+    of N, F, Cl, H, its atomic fraction times (DFT elemental energy - legacy fitted energy).
+
+    Args:
+        composition: The compound.
+        elemental_dft_ev_per_atom: DFT total energies per atom of the elemental references
+            (MP2020 elemental entries); needed only for the gases N, F, Cl, H it contains.
+
+    Raises:
+        ReferenceDataError: A needed gas energy is missing, or MP2020 rejects the composition.
+    """
+    comp = Composition(composition)
+    anion, ucorr, fitted = _legacy_corrections()
+    n = comp.num_atoms
+    entry = ComputedEntry(comp, -10.0 * n, parameters=mp_run_parameters(comp))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        legacy = float(anion.get_correction(entry).nominal_value) + float(
+            ucorr.get_correction(entry).nominal_value)
+    shift = (mp2020_correction_ev(comp, -10.0 * n) - legacy) / n
+    for gas in LEGACY_FITTED_GASES:
+        if gas in comp:
+            if gas not in elemental_dft_ev_per_atom:
+                raise ReferenceDataError(
+                    f"{comp.reduced_formula}: converting a legacy-MP formation energy needs the "
+                    f"DFT energy of elemental {gas}",
+                    hint="import MP2020 elemental reference entries (ComputedEntry JSON) first")
+            shift -= comp.get_atomic_fraction(gas) * (
+                elemental_dft_ev_per_atom[gas] - fitted[gas])
+    return shift

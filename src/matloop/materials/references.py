@@ -303,14 +303,32 @@ _ENERGY_COLUMNS = ("formation_energy_per_atom", "formation_energy_ev_per_atom",
 _ID_COLUMNS = ("task_id", "material_id", "mp_id", "id")
 
 
+#: Energy scales a formation-energy CSV may be on.
+CSV_SCALES = ("mp2020", "mp-legacy")
+
+
 def read_formation_energy_csv(path: str | Path, *, source: str | None = None,
+                              scale: str = "mp2020",
+                              elemental_dft_ev_per_atom: dict[str, float] | None = None,
                               ) -> Iterator[ReferencePhase]:
-    """Phases from a CSV of composition and formation energy per atom (eV/atom, MP2020 scale).
+    """Phases from a CSV of composition and formation energy per atom (eV/atom).
 
     Recognised columns: a formula column (one of composition, formula, reduced_formula,
     pretty_formula), an energy column (formation_energy_per_atom, e_form, target...), and an
     optional id column (task_id, material_id...).
+
+    Args:
+        scale: ``mp2020`` (Materials Project since 2021) or ``mp-legacy`` (MP before 2021,
+            e.g. matbench_mp_e_form): legacy values are converted to MP2020 on import, see
+            :func:`matloop.materials.energy_scale.legacy_mp_shift_ev_per_atom`.
+        elemental_dft_ev_per_atom: DFT energies of elemental N, F, Cl, H (eV/atom), needed to
+            convert legacy values of compounds containing them.
     """
+    if scale not in CSV_SCALES:
+        raise ReferenceDataError(f"unknown formation-energy scale {scale!r}",
+                                 hint=f"valid: {', '.join(CSV_SCALES)}")
+    from matloop.materials.energy_scale import legacy_mp_shift_ev_per_atom
+
     import csv
 
     path = Path(path)
@@ -335,6 +353,12 @@ def read_formation_energy_csv(path: str | Path, *, source: str | None = None,
                 raise ReferenceDataError(
                     f"{path}, line {n}: cannot read formula {formula!r} / energy {value!r} ({exc})"
                 ) from exc
+            meta: dict[str, Any] = {}
+            if scale == "mp-legacy":
+                shift = legacy_mp_shift_ev_per_atom(comp, elemental_dft_ev_per_atom or {})
+                meta = {"converted_from": "mp-legacy", "value_as_given_ev_per_atom": energy,
+                        "shift_ev_per_atom": round(shift, 6)}
+                energy += shift
             yield ReferencePhase(
                 source=source,
                 source_id=row[icol].strip() if icol else f"row{n}",
@@ -342,6 +366,7 @@ def read_formation_energy_csv(path: str | Path, *, source: str | None = None,
                 energy_ev_per_atom=energy,
                 energy_kind="formation",
                 energy_scale="mp2020",
+                meta=meta,
             )
 
 
@@ -399,10 +424,22 @@ def read_cif_folder(path: str | Path, *, source: str | None = None) -> Iterator[
         )
 
 
-def import_references(store: ReferenceStore, path: str | Path) -> int:
+def elemental_dft_energies(store: ReferenceStore, elements: Iterable[str]) -> dict[str, float]:
+    """Lowest MP2020-scale total energy per atom (eV/atom) of each element the store holds."""
+    out: dict[str, float] = {}
+    for el in elements:
+        for p in store.phases([el], energy_kind="total", energy_scale="mp2020"):
+            if p.energy_ev_per_atom is not None and (
+                    el not in out or p.energy_ev_per_atom < out[el]):
+                out[el] = p.energy_ev_per_atom
+    return out
+
+
+def import_references(store: ReferenceStore, path: str | Path, *, scale: str = "mp2020") -> int:
     """Import a reference file or folder into the store; the format is taken from the name.
 
-    ``.csv``/``.csv.gz``: formation energies; ``.json``/``.json.gz``: ComputedEntry list;
+    ``.csv``/``.csv.gz``: formation energies on ``scale`` (``mp2020`` or ``mp-legacy``, see
+    :func:`read_formation_energy_csv`); ``.json``/``.json.gz``: ComputedEntry list;
     a folder or ``.cif``: structures.
 
     Raises:
@@ -415,7 +452,11 @@ def import_references(store: ReferenceStore, path: str | Path) -> int:
     if path.is_dir() or name.endswith(".cif"):
         phases: Iterable[ReferencePhase] = read_cif_folder(path)
     elif name.endswith((".csv", ".csv.gz")):
-        phases = read_formation_energy_csv(path)
+        from matloop.materials.energy_scale import LEGACY_FITTED_GASES
+
+        phases = read_formation_energy_csv(
+            path, scale=scale, elemental_dft_ev_per_atom=elemental_dft_energies(
+                store, LEGACY_FITTED_GASES) if scale == "mp-legacy" else None)
     elif name.endswith((".json", ".json.gz")):
         phases = read_computed_entries_json(path)
     else:
