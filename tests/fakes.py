@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.outputs import ChatGenerationChunk
 
 
 class ScriptedChatModel(GenericFakeChatModel):
@@ -30,6 +32,23 @@ class ScriptedChatModel(GenericFakeChatModel):
             msg.usage_metadata = {"input_tokens": 100, "output_tokens": 20, "total_tokens": 120}
         result.generations[0].message = msg
         return result
+
+    def _stream(self, messages, stop=None, run_manager=None, **kwargs):  # noqa: D102
+        # Streamed (astream_events, stream_mode="messages"): the text word by word, then the
+        # tool calls and token usage in the last chunk, as provider chat models stream them.
+        msg = self._generate(messages, stop=stop, run_manager=run_manager,
+                             **kwargs).generations[0].message
+        text = msg.content if isinstance(msg.content, str) else ""
+        for word in [w for w in re.split(r"(\s)", text) if w]:
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=word, id=msg.id))
+            if run_manager:
+                run_manager.on_llm_new_token(word, chunk=chunk)
+            yield chunk
+        calls = [{"name": c["name"], "args": json.dumps(c["args"]), "id": c["id"], "index": i}
+                 for i, c in enumerate(getattr(msg, "tool_calls", []) or [])]
+        yield ChatGenerationChunk(message=AIMessageChunk(
+            content="", id=msg.id, tool_call_chunks=calls, usage_metadata=msg.usage_metadata,
+            chunk_position="last"))
 
 
 def tool_turn(name: str, args: dict[str, Any], call_id: str = "call-1") -> AIMessage:

@@ -139,6 +139,10 @@ def build_context(config: CampaignConfig, run_dir: Path, *, settings: Settings |
     return ctx
 
 
+class CampaignStopped(MatloopError):
+    """A campaign stopped on request between two graph steps; it can be resumed."""
+
+
 class CampaignRun:
     """A campaign bound to its run directory; ``run()`` starts or continues it."""
 
@@ -161,8 +165,15 @@ class CampaignRun:
         return {"configurable": {"thread_id": self.config.campaign_id}, "recursion_limit": 500}
 
     def run(self, *, resume: bool = False,
-            on_event: Callable[[dict[str, Any]], None] | None = None) -> DiscoveryReport:
-        """Run to the end (or continue from the last checkpoint when ``resume``)."""
+            on_event: Callable[[dict[str, Any]], None] | None = None,
+            should_stop: Callable[[], bool] | None = None) -> DiscoveryReport:
+        """Run to the end (or continue from the last checkpoint when ``resume``).
+
+        Args:
+            should_stop: Asked after every graph step; when it returns True the run ends with
+                :class:`CampaignStopped`, its last finished step checkpointed, so
+                ``run(resume=True)`` continues from there.
+        """
         from langgraph.types import Command
 
         from matloop.graphs.campaign import build_graph
@@ -183,7 +194,12 @@ class CampaignRun:
                 # starts, so a killed process never redoes a finished step.
                 for _ in graph.stream(payload, self.thread, stream_mode="updates",
                                       durability="sync"):
-                    pass
+                    if should_stop is not None and should_stop():
+                        self.ctx.events.write("campaign_stopped",
+                                              campaign_id=self.config.campaign_id)
+                        raise CampaignStopped(
+                            f"campaign {self.config.campaign_id} stopped",
+                            hint=f"resume it with --resume {self.config.campaign_id}")
                 snapshot = graph.get_state(self.thread)
                 pending = [i for t in snapshot.tasks for i in t.interrupts]
                 if not pending:

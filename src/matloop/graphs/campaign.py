@@ -231,7 +231,13 @@ def build_graph(ctx: CampaignContext) -> StateGraph:
         answer = interrupt({"question": "Approve this plan?", "plan": state["plan"]})
         approved = bool(answer.get("approved")) if isinstance(answer, dict) else bool(answer)
         feedback = answer.get("feedback", "") if isinstance(answer, dict) else ""
-        ctx.events.write("plan_approval", approved=approved, by="human", feedback=feedback)
+        edited = answer.get("plan") if isinstance(answer, dict) and approved else None
+        ctx.events.write("plan_approval", approved=approved, by="human", feedback=feedback,
+                         edited=edited is not None)
+        if edited is not None:  # the user's own version of the plan replaces the planner's
+            return {"plan": Plan.model_validate(edited).model_dump(mode="json"),
+                    "plan_cursor": 0, "last_verdict": "approved",
+                    "usage": ctx.usage(state, started)}
         if approved:
             return {"last_verdict": "approved", "usage": ctx.usage(state, started)}
         revisions = state.get("plan_revisions", 0)

@@ -118,6 +118,9 @@ def _describe(tool: str, raw: str) -> str:
             return "Nothing relevant in the knowledge base (ingest papers with matloop ingest)."
         return "\n".join(f"- [{e['id']}] {e.get('title') or ''} (doi:{e.get('doi')}): "
                          f"{e.get('snippet', '')[:200]}" for e in rows)
+    if tool == "start_campaign" and data.get("status") == "running":
+        return (f"Campaign {data.get('campaign_id')} started; follow it live at "
+                f"{data.get('report')}.")
     if tool == "start_campaign":
         return (f"Campaign {data.get('campaign_id')} finished ({data.get('status')}). "
                 f"Top candidates: {data.get('top')}. Report: {data.get('report')}")
