@@ -355,6 +355,32 @@ def chat(
         out.print(f"[bold green]matloop>[/] {result['messages'][-1].content}")
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs --token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8765,
+    runs_dir: Annotated[Path, typer.Option("--out", help="Folder of run directories to show and write.")] = Path("runs"),
+    llm: Annotated[str, typer.Option(help="none (offline) or PROVIDER:MODEL for chat and new campaigns.")] = "none",
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
+    token: Annotated[str | None, typer.Option(envvar="MATLOOP_WEB_TOKEN", help="Secret every API request must carry (required off loopback).")] = None,
+) -> None:
+    """Start the web research assistant: chat, campaigns, runs and 3D structures."""
+    import uvicorn
+
+    from matloop.web.app import create_app
+
+    try:
+        web = create_app(runs_dir, llm=llm, base_url=base_url, token=token, host=host)
+    except MatloopError as exc:
+        _fail(exc)
+        return
+    shown = f"[{host}]" if ":" in host else host
+    suffix = "/?token=" + token if token else "/"
+    console.print(f"matloop web app on [bold]http://{shown}:{port}{suffix}[/] "
+                  f"(runs in {runs_dir}; Ctrl-C to stop)")
+    uvicorn.run(web, host=host, port=port, log_level="warning")
+
+
 def _mount() -> None:
     """Add the knowledge-base, generation and surrogate commands."""
     from matloop.generation.cli import register as register_generation
