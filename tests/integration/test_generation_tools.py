@@ -67,6 +67,26 @@ def test_tool_writes_cifs_and_returns_compact_json(tmp_path: Path) -> None:
     assert saved["candidates"][0]["provenance"]
 
 
+def test_tool_marks_known_phases_and_drops_repeats_of_earlier_calls(tmp_path: Path) -> None:
+    (tool,) = make_generation_tools(_Engine(), run_dir=tmp_path / "run")
+    first = json.loads(tool.invoke({"composition": "NaCl", "methods": ["prototype"], "n": 3}))
+    novelty = {f"{r['formula']}{r['spacegroup']}": r["novelty"] for r in first["candidates"]}
+    # Rocksalt NaCl (Fm-3m, 225) is in the starter library: known at structure level.
+    assert novelty["NaCl225"].startswith("known (structure match: starter:")
+    assert any(v.startswith("novel (checked: structure)") for v in novelty.values())
+    # The same request again is the same candidates (same ids), kept as they are.
+    again = json.loads(tool.invoke({"composition": "NaCl", "methods": ["prototype"], "n": 3}))
+    assert [r["id"] for r in again["candidates"]] == [r["id"] for r in first["candidates"]]
+    # Substitution reaches the same structures under other ids: they are dropped as repeats,
+    # also by a fresh tool on the same run directory (a resumed campaign).
+    (fresh,) = make_generation_tools(_Engine(), run_dir=tmp_path / "run")
+    sub = json.loads(fresh.invoke({"composition": "NaCl", "methods": ["substitution"], "n": 3}))
+    earlier = {r["id"] for r in first["candidates"]}
+    assert sub.get("repeats_of_earlier_calls"), sub
+    assert all(r["same_structure_as"] in earlier for r in sub["repeats_of_earlier_calls"])
+    assert not earlier & {r["id"] for r in sub["candidates"]}
+
+
 @pytest.mark.parametrize(("args", "message"), [
     ({"composition": "NaCl2"}, "charge balanced"),
     ({"chemsys": "Li-Fe-O", "excluded_elements": ["Fe"]}, "excluded"),
@@ -139,3 +159,24 @@ def test_cli_sun_on_generated_folder(tmp_path: Path, one_torch_thread: None) -> 
     assert metrics["total"] == 2 and metrics["evaluated"] == 2
     assert {"valid_rate", "unique_rate", "novel_rate", "stable_rate", "sun_rate"} <= set(metrics)
     assert (tmp_path / "c" / "sun.json").is_file()
+
+
+def test_prescreen_keeps_the_lowest_single_point_hull_energies(one_torch_thread: None) -> None:
+    from matloop.generation.screening import prescreen
+
+    engine = MaterialsEngine(get_settings())
+    cands = generate(GenerationRequest(chemsys="K-F", methods=["prototype", "substitution"],
+                                       n=6, max_atoms=6), store=engine.store)
+    result = prescreen(cands, engine, keep=2)
+    scores = {s.id: s.e_above_hull_unrelaxed_ev_per_atom for s in result.scores}
+    assert len(result.scores) == sum(c.valid for c in cands) and len(result.kept) == 2
+    kept = [scores[c.id] for c in result.kept]
+    dropped = [v for s in result.scores if not s.kept
+               for v in [s.e_above_hull_unrelaxed_ev_per_atom] if v is not None]
+    assert kept == sorted(kept) and max(kept) <= min(dropped)
+    assert all(c.provenance["prescreen_e_above_hull_unrelaxed_ev_per_atom"] == scores[c.id]
+               for c in result.kept)
+    assert "chgnet" in result.mlip.lower()
+    # Per method: up to `keep` of each generator.
+    per = prescreen(cands, engine, keep=1, per_method=True)
+    assert sorted(c.method for c in per.kept) == sorted({c.method for c in cands if c.valid})

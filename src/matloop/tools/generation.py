@@ -58,13 +58,62 @@ def write_candidates(report: GenerationReport, folder: Path) -> list[str]:
     return paths
 
 
-def summarize(report: GenerationReport, paths: list[str] | None = None) -> dict[str, Any]:
+def novelty_label(assessment: dict[str, Any]) -> str:
+    """``novel`` or ``known: <reference>`` with the level the verdict rests on."""
+    match = assessment["matched_structure"] or assessment["matched_composition"]
+    if match:
+        level = "structure" if assessment["matched_structure"] else "composition"
+        return f"known ({level} match: {match})"
+    return f"novel (checked: {assessment['novelty_basis']})"
+
+
+class RunCandidates:
+    """Structures this run has generated so far, so a later call drops repeats.
+
+    Seeded from the CIFs already in the run's candidates folder, so a resumed campaign keeps
+    the memory; a candidate with the same id as an earlier one (the same step run again after
+    a crash) is kept, a different candidate with the same structure is a repeat.
+    """
+
+    def __init__(self, folder: Path | None) -> None:
+        from matloop.generation.matching import UniqueIndex
+
+        self.index = UniqueIndex()
+        self.ids: list[str] = []
+        if folder is not None and folder.is_dir():
+            from matloop.materials.structures import read_structure
+
+            for path in sorted(folder.glob("*.cif")):
+                try:
+                    self._add(path.name.split("_")[0], read_structure(path))
+                except MatloopError:
+                    continue
+
+    def _add(self, cid: str, structure: Any) -> None:
+        if cid not in self.ids and self.index.add(structure):
+            self.ids.append(cid)
+
+    def repeat_of(self, cid: str, structure: Any) -> str | None:
+        """Id of an earlier, different candidate with this structure; else record it."""
+        if cid in self.ids:
+            return None
+        found = self.index.find(structure)
+        if found is not None:
+            return self.ids[found]
+        self._add(cid, structure)
+        return None
+
+
+def summarize(report: GenerationReport, paths: list[str] | None = None,
+              novelty: list[str] | None = None) -> dict[str, Any]:
     """The compact summary the tool returns."""
     rows = []
     for i, c in enumerate(report.candidates):
         row: dict[str, Any] = {"id": c.id, "formula": c.formula, "method": c.method,
                                "spacegroup": c.spacegroup, "n_atoms": c.n_atoms,
                                "valid": c.valid}
+        if novelty:
+            row["novelty"] = novelty[i]
         if c.validity_notes:
             row["validity_notes"] = c.validity_notes
         if paths:
@@ -82,6 +131,8 @@ def summarize(report: GenerationReport, paths: list[str] | None = None) -> dict[
 def make_generation_tools(engine: Any, *, run_dir: Path | None = None, chat_model: Any = None,
                           ) -> list[BaseTool]:
     """The generation tool bound to one engine (its reference store) and optional chat model."""
+    folder = run_dir / "candidates" if run_dir is not None else None
+    memory: list[RunCandidates] = []
 
     def generate_candidates(chemsys: str | None = None, composition: str | None = None,
                             methods: list[str] | None = None, n: int = 10,
@@ -106,7 +157,24 @@ def make_generation_tools(engine: Any, *, run_dir: Path | None = None, chat_mode
             return json.dumps({"status": "error", "message": str(exc)})
         except ValueError as exc:  # pydantic validation of the arguments
             return json.dumps({"status": "error", "message": str(exc).splitlines()[0]})
-        paths = write_candidates(report, run_dir / "candidates") if run_dir is not None else None
-        return json.dumps(summarize(report, paths))
+        from matloop.generation.matching import NoveltyIndex
+
+        if not memory:
+            memory.append(RunCandidates(folder))
+        repeats = []
+        for c in list(report.candidates):
+            earlier = memory[0].repeat_of(c.id, c.get_structure())
+            if earlier is not None:
+                repeats.append({"id": c.id, "same_structure_as": earlier})
+                report.candidates.remove(c)
+        known = NoveltyIndex(engine.store, elements=sorted(
+            {el for c in report.candidates for el in c.get_structure().composition.as_dict()}))
+        novelty = [novelty_label(known.assess(c.get_structure())) for c in report.candidates]
+        paths = write_candidates(report, folder) if folder is not None else None
+        summary = summarize(report, paths, novelty)
+        if repeats:
+            summary["repeats_of_earlier_calls"] = repeats
+            summary["n"] = len(summary["candidates"])
+        return json.dumps(summary)
 
     return [StructuredTool.from_function(generate_candidates, args_schema=GenerateArgs)]
