@@ -68,11 +68,29 @@ class PeakMemory:
         self._thread.join()
 
 
+#: Packages whose versions decide the numbers.
+VERSIONED = ("matloop", "torch", "chgnet", "sevenn", "pymatgen", "pyxtal", "langgraph",
+             "langchain-core", "chromadb", "sentence-transformers", "scikit-learn", "numpy")
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the packages behind the numbers (absent ones left out)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in VERSIONED:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
 def write_json(name: str, payload: dict[str, Any], out: Path | None = None) -> Path:
     """Write a results file under evals/results (or ``out``) and return its path."""
     path = out or RESULTS / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"benchmark": name, "machine": machine(),
+    payload = {"benchmark": name, "machine": machine(), "versions": versions(),
                "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **payload}
     path.write_text(json.dumps(payload, indent=2, default=str))
     return path

@@ -1,0 +1,162 @@
+"""One summary table of every benchmark result (``evals/results/*.json`` or another folder).
+
+    .venv/bin/python -m evals.summary [RESULTS_DIR ...]
+
+Each row: benchmark, date, its headline figures and its wall time. A file this module does not
+know still gets a row (its date and wall time); a file that is not valid JSON is named with the
+error, so a broken result cannot hide.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from evals.common import RESULTS
+
+
+def _get(d: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def _pct(x: Any) -> str:
+    return "-" if x is None else f"{100 * float(x):.1f}%"
+
+
+def _num(x: Any, spec: str = ".3f") -> str:
+    return "-" if x is None else format(float(x), spec)
+
+
+def _hull(d: dict[str, Any]) -> str:
+    u = _get(d, "metrics", "union") or {}
+    return (f"E_hull MAE {_num(u.get('mae_ev_per_atom'), '.4f')} eV/atom vs MP labels; stable "
+            f"agreement {_pct(_get(u, 'stability_at_0', 'agreement'))} "
+            f"({u.get('n', '-')} compositions)")
+
+
+def _mlip(d: dict[str, Any]) -> str:
+    parts = []
+    for name, b in (d.get("backends") or {}).items():
+        fe = b.get("formation_energy") or {}
+        parts.append(f"{name} E_form MAE {_num(fe.get('mae_ev_per_atom_mp2020_scale'))} eV/atom "
+                     f"(n={fe.get('n_compounds', '-')})")
+    return "; ".join(parts) or "-"
+
+
+def _throughput(d: dict[str, Any]) -> str:
+    return (f"{_num(_get(d, 'sequential', 'structures_per_min'), '.2f')} -> "
+            f"{_num(_get(d, 'dask_parallel', 'structures_per_min'), '.2f')} structures/min, "
+            f"speedup {_num(d.get('speedup'), '.2f')}x")
+
+
+def _generation(d: dict[str, Any]) -> str:
+    c = d.get("combined") or {}
+    return (f"SUN {_pct(c.get('sun_rate'))}, stable {_pct(c.get('stable_rate'))}, unique "
+            f"{_pct(c.get('unique_rate'))} of {c.get('total', '-')} candidates")
+
+
+def _retrieval(d: dict[str, Any]) -> str:
+    h = _get(d, "quality", "synthesis", "hybrid") or {}
+    return (f"synthesis recall@10 {_num(h.get('recall@10'))} (hybrid), p50 latency "
+            f"{_num(_get(d, 'latency_ms', 'hybrid', 'p50'), '.0f')} ms")
+
+
+def _surrogates(d: dict[str, Any]) -> str:
+    cv = _get(d, "expt_gap", "cv") or {}
+    return (f"expt band gap MAE {_num(cv.get('mae'))} eV (baseline "
+            f"{_num(cv.get('baseline_mae'))}), 95% coverage {_pct(cv.get('coverage_95'))}")
+
+
+def _rediscovery(d: dict[str, Any]) -> str:
+    parts = []
+    for name, r in (d.get("overall") or {}).items():
+        per = r.get("evaluations_per_rediscovery")
+        parts.append(f"{name} {r.get('rediscovered', 0)}/{r.get('targets', 0)} "
+                     f"({_pct(r.get('rate'))}, {per if per is not None else '-'} evals/hit)")
+    return "; ".join(parts) or "-"
+
+
+def _campaigns(d: dict[str, Any]) -> str:
+    runs = list((d.get("campaigns") or {}).values())
+    if not runs:
+        return "-"
+    sun = sum(_get(r, "sun_top10", "sun") or 0 for r in runs)
+    top = sum(_get(r, "sun_top10", "n") or 0 for r in runs)
+    g = [_get(r, "grounding", "grounded_fraction") for r in runs]
+    g = [x for x in g if x is not None]
+    holds = sum(bool(r.get("all_constraints_hold")) for r in runs)
+    return (f"{len(runs)} campaigns: SUN top-10 {sun}/{top}, grounded "
+            f"{_pct(sum(g) / len(g) if g else None)}, constraints hold in {holds}/{len(runs)}")
+
+
+def _judge(d: dict[str, Any]) -> str:
+    means = [r.get("mean_score") for r in (d.get("reports") or {}).values()]
+    return f"{len(means)} reports, mean score {_num(sum(means) / len(means), '.2f')}" \
+        if means else "-"
+
+
+HEADLINES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "hull_labels": _hull, "mlip_accuracy": _mlip, "throughput": _throughput,
+    "generation": _generation, "retrieval": _retrieval, "surrogates": _surrogates,
+    "rediscovery": _rediscovery, "campaigns": _campaigns, "judge": _judge,
+}
+
+
+def _wall(d: dict[str, Any]) -> Any:
+    for key in ("wall_seconds", "wall_time_s", "wall_s"):
+        if d.get(key) is not None:
+            return d[key]
+    return None
+
+
+def rows(folders: list[Path]) -> list[tuple[str, str, str, str]]:
+    """(benchmark, date, headline, wall seconds) for every result file in ``folders``."""
+    out = []
+    for folder in folders:
+        for path in sorted(folder.glob("*.json")):
+            try:
+                d = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                out.append((path.stem, "-", f"unreadable: {exc}", "-"))
+                continue
+            name = path.stem
+            fn = HEADLINES.get(name)
+            try:
+                headline = fn(d) if fn else "(no headline defined)"
+            except (TypeError, ValueError, ZeroDivisionError) as exc:
+                headline = f"unexpected layout: {type(exc).__name__}: {exc}"
+            wall = _wall(d)
+            out.append((name, str(d.get("date_utc", "-"))[:10], headline,
+                        "-" if wall is None else f"{float(wall):.0f}"))
+    return out
+
+
+def table(folders: list[Path]) -> str:
+    """The summary as a fixed-width text table."""
+    data = rows(folders)
+    head = ("benchmark", "date", "headline", "wall s")
+    w0 = max([len(head[0])] + [len(r[0]) for r in data])
+    lines = [f"{head[0]:<{w0}}  {head[1]:<10}  {head[3]:>6}  {head[2]}",
+             f"{'-' * w0}  {'-' * 10}  {'-' * 6}  {'-' * 40}"]
+    lines += [f"{r[0]:<{w0}}  {r[1]:<10}  {r[3]:>6}  {r[2]}" for r in data]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", nargs="*", type=Path, default=[RESULTS])
+    args = parser.parse_args(argv)
+    print(table(args.folders))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
