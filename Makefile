@@ -10,7 +10,7 @@ DEMO_OUT ?= runs/demo
 DEMO_QUERY ?= Find stable ternary oxides in the Ba-Ti-O system for dielectrics
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast browser clean
+.PHONY: install demo test test-fast browser bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,34 @@ test: $(STAMP) browser
 
 test-fast: $(STAMP) browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# Benchmarks (see README, "Benchmarks"). The fast ones refresh evals/results/<name>.json at their
+# committed settings; the heavy ones run in reduced form into evals/results/fast/ so a quick run
+# never overwrites a full result. BENCH_HEAVY=1 runs the heavy ones at full settings instead.
+# Relaxations are cached under evals/results/cache/, so reruns mostly skip the MLIP.
+BENCH_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 HF_HUB_OFFLINE=1
+BENCH_HEAVY ?=
+FAST := evals/results/fast
+
+bench: $(STAMP)
+	$(BENCH_ENV) $(BIN)/python -m evals.hull_labels
+	$(BENCH_ENV) $(BIN)/python -m evals.rediscovery
+	$(BENCH_ENV) $(BIN)/python -m evals.campaigns
+ifeq ($(BENCH_HEAVY),1)
+	$(BENCH_ENV) $(BIN)/python -m evals.mlip_accuracy
+	$(BENCH_ENV) $(BIN)/python -m evals.generation --per-method 3 --max-atoms 10 --relax-steps 150
+	$(BENCH_ENV) $(BIN)/python -m evals.surrogates
+	$(BENCH_ENV) $(BIN)/python -m evals.retrieval
+	$(BENCH_ENV) $(BIN)/python -m evals.throughput
+	$(BIN)/python -m evals.summary evals/results
+else
+	$(BENCH_ENV) $(BIN)/python -m evals.mlip_accuracy --mlip chgnet --max-atoms 4 --out $(FAST)/mlip_accuracy.json
+	$(BENCH_ENV) $(BIN)/python -m evals.generation --per-method 2 --systems Fe-Li-O,Cs-I-Pb --max-atoms 8 --relax-steps 150 --out $(FAST)/generation.json
+	$(BENCH_ENV) $(BIN)/python -m evals.surrogates --skip-structures --folds 3 --out $(FAST)/surrogates.json
+	$(BENCH_ENV) $(BIN)/python -m evals.retrieval --recipes 2000 --corpus 100 --synthesis-queries 50 --title-queries 50 --holdout 10 --out $(FAST)/retrieval.json
+	$(BENCH_ENV) $(BIN)/python -m evals.throughput --n 4 --steps 60 --out $(FAST)/throughput.json
+	$(BIN)/python -m evals.summary evals/results $(FAST)
+endif
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import math
 import sys
 import time
@@ -502,8 +501,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
     res = run(args.data_dir, args.systems, args.seed, min_compositions=args.min_compositions,
               max_elements=args.max_elements)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(res, indent=2))
+    from evals.common import write_json
+
+    write_json("hull_labels", res, args.out)  # adds machine, package versions and date
     print_summary(res, args.out)
     return res
 

@@ -2,7 +2,8 @@
 
     .venv/bin/python -m evals.summary [RESULTS_DIR ...]
 
-Each row: benchmark, date, its headline figures and its wall time. A file this module does not
+Each row: benchmark, date, its headline figures and its wall time; rows from a folder other than
+``evals/results`` are prefixed with the folder's name (``fast/generation``). A file this module does not
 know still gets a row (its date and wall time); a file that is not valid JSON is named with the
 error, so a broken result cannot hide.
 """
@@ -121,13 +122,15 @@ def rows(folders: list[Path]) -> list[tuple[str, str, str, str]]:
     out = []
     for folder in folders:
         for path in sorted(folder.glob("*.json")):
+            # Rows from another folder (e.g. the reduced runs in results/fast) say where from.
+            name = path.stem if folder.resolve() == RESULTS.resolve() else \
+                f"{folder.name}/{path.stem}"
             try:
                 d = json.loads(path.read_text())
             except (OSError, json.JSONDecodeError) as exc:
-                out.append((path.stem, "-", f"unreadable: {exc}", "-"))
+                out.append((name, "-", f"unreadable: {exc}", "-"))
                 continue
-            name = path.stem
-            fn = HEADLINES.get(name)
+            fn = HEADLINES.get(path.stem)
             try:
                 headline = fn(d) if fn else "(no headline defined)"
             except (TypeError, ValueError, ZeroDivisionError) as exc:
