@@ -195,6 +195,7 @@ function openRun(id) {
   $("#report").hidden = true;
   $("#approval").hidden = true;
   $("#plan-editor").hidden = true;
+  $("#viewer-panel").hidden = true;
   refreshRun();
   const source = new EventSource(`/api/campaigns/${encodeURIComponent(id)}/events`);
   current.source = source;
@@ -361,6 +362,7 @@ async function openViewer(runId, candidate) {
   $("#viewer-title").textContent = `${candidate.formula} (${candidate.id}, ${candidate.cif_kind})`;
   $("#viewer-download").href = fileUrl(runId, candidate.cif, true);
   if (!viewer) viewer = window.$3Dmol.createViewer($("#viewer"), { backgroundColor: "white" });
+  viewer.resize();
   viewer.clear();
   const model = viewer.addModel(cif, "cif", { doAssembly: true, duplicateAssemblyAtoms: true, normalizeAssembly: true });
   viewer.setStyle({}, { sphere: { scale: 0.3, colorscheme: "Jmol" }, stick: { radius: 0.12, colorscheme: "Jmol" } });
@@ -369,6 +371,7 @@ async function openViewer(runId, candidate) {
   viewer.zoomTo();
   viewer.render();
   $("#viewer").dataset.atoms = String(model.selectedAtoms({}).length);
+  $("#viewer-panel").scrollIntoView({ block: "nearest" });
 }
 $("#viewer-close").addEventListener("click", () => { $("#viewer-panel").hidden = true; });
 
