@@ -124,7 +124,7 @@ def build_context(config: CampaignConfig, run_dir: Path, *, settings: Settings |
         mlip_label=engine.mlip_label,
     )
     policies = make_policies(models, labels, ctx=ctx, max_atoms=config.max_atoms,
-                             threshold=settings.stability_threshold_ev_per_atom)
+                             threshold=settings.stability_threshold_ev_per_atom, engine=engine)
     for role, policy in policies.items():
         setattr(ctx, role, policy)
     ctx.methods = {
@@ -274,6 +274,12 @@ def run_campaign(query: str, **kwargs: Any) -> DiscoveryReport:
     """Run a campaign to the end and return its report (notebook entry point).
 
     Keyword arguments are those of :func:`start_campaign`, plus ``on_event`` to stream events.
+    The run directory gets report.json, report.md, report.html, material cards and DFT inputs.
     """
+    from matloop.reports import write_report_files
+
     on_event = kwargs.pop("on_event", None)
-    return start_campaign(query, **kwargs).run(on_event=on_event)
+    run = start_campaign(query, **kwargs)
+    report = run.run(on_event=on_event)
+    write_report_files(report, run.run_dir)
+    return DiscoveryReport.model_validate_json((run.run_dir / "report.json").read_text())

@@ -291,9 +291,10 @@ def _print_report(report) -> None:
 @app.command()
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A campaign's run directory.")],
-    fmt: Annotated[str, typer.Option("--format", help="html, md or json.")] = "md",
+    fmt: Annotated[str, typer.Option("--format", help="html, md or json (all three are written; the path of this one is printed).")] = "html",
 ) -> None:
-    """Re-render the report of a finished or partial run."""
+    """Re-render the report of a finished or partial run (a run killed before its report is
+    rebuilt from its last checkpoint)."""
     from matloop.reports import render_run
 
     try:

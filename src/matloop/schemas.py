@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-SCHEMA_VERSION = "1.0"
+#: 1.1 added discussion, reference_phases, cards, dft_inputs, artifacts and structured
+#: removed_claims (1.0 reports still load: their removed claims were plain strings).
+SCHEMA_VERSION = "1.1"
 
 PropertyName = Literal[
     "e_above_hull", "formation_energy", "band_gap", "bulk_modulus", "energy_per_atom"
@@ -262,6 +264,50 @@ class SynthesisSuggestion(BaseModel):
     similarity: float | None = Field(default=None, description="Analogue similarity score.")
 
 
+class ReferencePoint(BaseModel):
+    """A reference phase of the convex hull the candidates were placed on."""
+
+    formula: str = Field(description="Reduced formula.")
+    formation_energy_ev_per_atom: float = Field(description="Formation energy on the hull's "
+                                                            "energy scale, eV/atom.")
+    e_above_hull_ev_per_atom: float = Field(description="Its own distance to the hull of the "
+                                                        "references, eV/atom (0 = on the hull).")
+    source: str = Field(default="", description="Where the phase came from (starter, mp, ...).")
+
+
+class RemovedClaim(BaseModel):
+    """A sentence (or item) the grounding check took out of a narrative part."""
+
+    part: str = Field(default="", description="Report part it was in, e.g. summary.")
+    text: str = Field(description="The removed text, verbatim.")
+    reason: str = Field(default="", description="Which number or citation had no source.")
+
+
+class ReportCard(BaseModel):
+    """A material card of a top candidate, with its files (paths relative to the run dir)."""
+
+    candidate_id: str = Field(description="Candidate the card describes.")
+    card: dict[str, Any] = Field(description="matloop.knowledge.cards.MaterialCard fields: "
+                                             "lattice (Å, degrees), space group, coordination, "
+                                             "description and its source.")
+    cif: str | None = Field(default=None, description="Relaxed CIF beside the card.")
+    images: dict[str, str] = Field(default_factory=dict,
+                                   description="Projection PNG per viewing axis (a, b, c).")
+
+
+class DFTInput(BaseModel):
+    """DFT validation inputs written for one candidate (paths relative to the run dir)."""
+
+    candidate_id: str = Field(description="Candidate the inputs are for.")
+    formula: str = Field(description="Reduced formula.")
+    input_set: str = Field(description="pymatgen input set, e.g. MPRelaxSet.")
+    directory: str = Field(description="Folder with INCAR, KPOINTS, POSCAR, POTCAR.spec.")
+    files: list[str] = Field(default_factory=list, description="Files in the folder.")
+    workflow: str | None = Field(default=None, description="atomate2/jobflow Flow JSON, when "
+                                                           "atomate2 is installed.")
+    note: str = Field(default="", description="What is missing or must be done by hand.")
+
+
 class DiscoveryReport(BaseModel):
     """The structured outcome of a campaign (rendered to JSON, Markdown and HTML)."""
 
@@ -293,6 +339,26 @@ class DiscoveryReport(BaseModel):
     authorship: dict[str, str] = Field(default_factory=dict,
                                        description="Which policy (offline or model) wrote each "
                                                    "part.")
-    removed_claims: list[str] = Field(default_factory=list,
-                                      description="Numbers or citations removed by the "
-                                                  "grounding check.")
+    removed_claims: list[RemovedClaim] = Field(
+        default_factory=list, description="Narrative removed by the grounding check because a "
+                                          "number or citation in it had no source in the run.")
+    discussion: str = Field(default="", description="Discussion of the results (narrative).")
+    reference_phases: list[ReferencePoint] = Field(
+        default_factory=list, description="Reference phases of the hull, on the candidates' "
+                                          "energy scale.")
+    cards: list[ReportCard] = Field(default_factory=list,
+                                    description="Material cards of the top candidates.")
+    dft_inputs: list[DFTInput] = Field(default_factory=list,
+                                       description="DFT validation inputs of the top candidates.")
+    artifacts: dict[str, str] = Field(default_factory=dict,
+                                      description="Report files by kind (paths relative to the "
+                                                  "run directory).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade_removed_claims(cls, data: Any) -> Any:
+        """Schema 1.0 wrote removed claims as plain strings."""
+        if isinstance(data, dict) and data.get("removed_claims"):
+            data = {**data, "removed_claims": [
+                {"text": c} if isinstance(c, str) else c for c in data["removed_claims"]]}
+        return data

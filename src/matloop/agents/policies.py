@@ -6,12 +6,15 @@ from typing import Any
 
 from matloop.agents.llm import LLMClient
 from matloop.agents.offline import OfflineCritic, OfflinePlanner, OfflineScientist
-from matloop.agents.reporter import OfflineReporter
+from matloop.agents.reporter import LLMReporter, OfflineReporter
 
 
 def make_policies(models: dict[str, Any], labels: dict[str, str], *, ctx: Any,
-                  max_atoms: int, threshold: float) -> dict[str, Any]:
-    """Policies by role. ``models`` maps roles to chat models; missing roles run offline."""
+                  max_atoms: int, threshold: float, engine: Any = None) -> dict[str, Any]:
+    """Policies by role. ``models`` maps roles to chat models; missing roles run offline.
+
+    ``engine`` (a MaterialsEngine) lets the reporter draw the reference hull.
+    """
     from matloop.agents.llm_policies import LLMAssistant, LLMCritic, LLMPlanner, LLMScientist
     from matloop.graphs.campaign import DirectAssistant
 
@@ -26,5 +29,6 @@ def make_policies(models: dict[str, Any], labels: dict[str, str], *, ctx: Any,
         OfflinePlanner(),
         "assistant": LLMAssistant(client("assistant")) if "assistant" in models else
         DirectAssistant(),
-        "reporter": OfflineReporter(),
+        "reporter": LLMReporter(client("reporter"), offline=OfflineReporter(engine=engine))
+        if "reporter" in models else OfflineReporter(engine=engine),
     }

@@ -2,9 +2,9 @@
 
 Every number in the report is copied from tool results held in state (candidates carry the
 ids of the tool calls behind them); every citation is an evidence id retrieved in this run.
-The offline reporter writes the narrative from templates; an LLM reporter (see
-``matloop.agents.llm_policies``) may write the summary, which is then checked against the
-results before it is kept.
+The offline reporter writes the narrative from templates; :class:`LLMReporter` has a chat
+model write the narrative parts, which :mod:`matloop.reports.grounding` checks against the
+results and evidence before they are kept.
 """
 
 from __future__ import annotations
@@ -13,6 +13,10 @@ import json
 import time
 from typing import Any
 
+from pydantic import BaseModel, Field
+
+from matloop.agents.llm import LLMClient
+from matloop.reports.grounding import KnownFacts, check_items, check_text, numbers_in
 from matloop.schemas import (
     CandidateResult,
     Critique,
@@ -21,6 +25,8 @@ from matloop.schemas import (
     Hypothesis,
     Objective,
     Plan,
+    ReferencePoint,
+    RemovedClaim,
     SynthesisSuggestion,
     Usage,
 )
@@ -47,15 +53,28 @@ def rank(candidates: list[CandidateResult]) -> list[CandidateResult]:
     return sorted(candidates, key=key)
 
 
+def distinct(ranked: list[CandidateResult]) -> list[CandidateResult]:
+    """Evaluated candidates, one per relaxed structure (two generators often reach the same
+    one: same formula, space group and energy)."""
+    seen, out = set(), []
+    for c in ranked:
+        key = (c.formula, c.spacegroup, round(c.energy_per_atom_ev or 0.0, 4))
+        if c.status == "ok" and key not in seen:
+            seen.add(key)
+            out.append(c)
+    return out
+
+
 class OfflineReporter:
     """Template-written report; adds synthesis analogues for the top candidates when the
     knowledge base offers them."""
 
     author = "offline"
 
-    def __init__(self, *, top_k: int = 10, synthesis_for: int = 3) -> None:
+    def __init__(self, *, top_k: int = 10, synthesis_for: int = 3, engine: Any = None) -> None:
         self.top_k = top_k
         self.synthesis_for = synthesis_for
+        self.engine = engine
 
     def summary(self, objective: Objective | None, ranked: list[CandidateResult],
                 status: str) -> str:
@@ -89,7 +108,9 @@ class OfflineReporter:
         from matloop.agents.assistant import ToolRunner
 
         runner = ToolRunner(ctx.tools, timeout_s=120)
-        for i, c in enumerate([c for c in ranked if c.status == "ok"][: self.synthesis_for]):
+        formulas = list(dict.fromkeys(c.formula for c in distinct(ranked)))
+        firsts = [next(c for c in ranked if c.formula == f) for f in formulas]
+        for i, c in enumerate(firsts[: self.synthesis_for]):
             rec = runner.call("find_synthesis_analogs", {"formula": c.formula, "k": 2},
                               step_id=None, iteration=-1, record_id=f"R-syn-{i}")
             ctx.events.write("tool_call", record_id=rec.id, tool=rec.tool,
@@ -110,6 +131,12 @@ class OfflineReporter:
 
     def write(self, state: dict[str, Any], ctx: Any) -> DiscoveryReport:
         """Build the report from state and write report.json into the run directory."""
+        report = self.build(state, ctx)
+        save_report(report, ctx)
+        return report
+
+    def build(self, state: dict[str, Any], ctx: Any) -> DiscoveryReport:
+        """The report from state (tables, numbers and template narrative); nothing written."""
         objective = Objective.model_validate(state["objective"]) if state.get(
             "objective") else None
         candidates = [CandidateResult.model_validate(c) for c in state.get("candidates", [])]
@@ -145,24 +172,226 @@ class OfflineReporter:
             limitations.append("No literature evidence was retrieved (the knowledge base is "
                                "empty or had nothing relevant); ingest papers or synthesis "
                                "recipes with `matloop ingest`.")
-        top = [c for c in ranked if c.status == "ok"][:3]
+        top = distinct(ranked)[:3]
         next_steps = [f"DFT-relax {c.formula} ({c.id}) and recompute its energy above the hull "
                       f"against Materials Project references" for c in top]
         next_steps += plan.beyond_tools if plan else []
+        methods = dict(getattr(ctx, "methods", {}) or {}) if ctx is not None else {}
+        references, hull_system, hull_scale = [], None, None
+        if self.engine is not None:
+            references, hull_system, hull_scale = reference_hull(self.engine, ranked)
+            methods.update({"hull_chemical_system": hull_system, "hull_energy_scale": hull_scale})
         report = DiscoveryReport(
             campaign_id=state.get("campaign_id", ""), status=status,
             created_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             query=state.get("query", ""), summary=self.summary(objective, ranked, status),
             objective=objective, hypotheses=hypotheses,
             critiques=[Critique.model_validate(c) for c in state.get("critiques", [])],
-            plan=plan, methods=getattr(ctx, "methods", {}) if ctx is not None else {},
+            plan=plan, methods=methods, reference_phases=references,
             candidates=ranked[: max(self.top_k, len(ranked))], evidence=evidence,
             synthesis=synthesis, limitations=limitations, negative_results=negative,
             next_steps=next_steps, usage=usage,
             authorship={"summary": self.author, "report": self.author,
+                        "next_steps": self.author, "limitations": self.author,
                         **({"roles": json.dumps(ctx.models)} if ctx is not None else {})},
         )
-        if ctx is not None:
-            ctx.run_dir.mkdir(parents=True, exist_ok=True)
-            (ctx.run_dir / "report.json").write_text(report.model_dump_json(indent=2))
         return report
+
+
+def save_report(report: DiscoveryReport, ctx: Any) -> None:
+    """Write report.json into the run directory (when there is one)."""
+    if ctx is not None:
+        ctx.run_dir.mkdir(parents=True, exist_ok=True)
+        (ctx.run_dir / "report.json").write_text(report.model_dump_json(indent=2))
+
+
+def reference_hull(engine: Any, ranked: list[CandidateResult],
+                   ) -> tuple[list[ReferencePoint], str | None, str | None]:
+    """Reference phases of the hull the best candidate was placed on, on its energy scale.
+
+    MLIP scale: the references relaxed with the run's MLIP (from the evaluation cache: the
+    candidates' stability checks relaxed them). MP2020 scale: the store's DFT formation
+    energies. Returns the points, the chemical system and the scale name.
+    """
+    import warnings
+
+    from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+    from pymatgen.core import Composition
+
+    usable = [c for c in ranked if c.status == "ok" and c.energy_scale]
+    if not usable:
+        return [], None, None
+    best = usable[0]
+    elements = best.chemical_system.split("-")
+    entries, sources = [], []
+    if best.energy_scale.startswith("mlip"):
+        phases, energies, _ = engine.mlip_references(elements)
+        for phase, energy in zip(phases, energies, strict=True):
+            comp = phase.composition
+            entries.append(PDEntry(comp, energy * comp.num_atoms, name=comp.reduced_formula))
+            sources.append(phase.source)
+    else:
+        for el in elements:
+            entries.append(PDEntry(Composition(el), 0.0, name=el))
+            sources.append("element")
+        for phase in engine.store.phases(elements, energy_kind="formation",
+                                         energy_scale="mp2020"):
+            if phase.energy_ev_per_atom is not None:
+                comp = phase.composition
+                entries.append(PDEntry(comp, phase.energy_ev_per_atom * comp.num_atoms,
+                                       name=comp.reduced_formula))
+                sources.append(phase.source)
+    if not entries:
+        return [], best.chemical_system, best.energy_scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            pd = PhaseDiagram(entries)
+        except ValueError:  # an element without a reference: no hull to draw
+            return [], best.chemical_system, best.energy_scale
+        points = [ReferencePoint(
+            formula=e.composition.reduced_formula,
+            formation_energy_ev_per_atom=float(pd.get_form_energy_per_atom(e)),
+            e_above_hull_ev_per_atom=float(pd.get_e_above_hull(e)), source=src)
+            for e, src in zip(entries, sources, strict=True)]
+    return points, best.chemical_system, best.energy_scale
+
+
+class ReportNarrative(BaseModel):
+    """The narrative parts of a discovery report. Tables and numbers are not written here."""
+
+    discussion: str = Field(description="What the results mean for the objective: which "
+                                         "hypotheses held, how reliable the numbers are, what "
+                                         "was not evaluated. Copy numbers exactly.")
+    summary: str = Field(description="One paragraph for a materials scientist: what was found, "
+                                     "best candidates with their numbers, campaign status.")
+    next_steps: list[str] = Field(default_factory=list,
+                                  description="Up to four concrete follow-ups beyond the DFT "
+                                              "validation and synthesis steps already listed.")
+
+
+def known_facts(report: DiscoveryReport, state: dict[str, Any]) -> KnownFacts:
+    """Numbers and citations the narrative may use: everything the run computed or retrieved
+    (tool results, candidates, usage, settings, evidence) and counts derived from it."""
+    data = report.model_dump(mode="json", exclude={"summary", "discussion", "removed_claims",
+                                                   "next_steps", "authorship"})
+    numbers = numbers_in(data)
+    numbers += numbers_in([r.get("result") for r in state.get("tool_records", [])])
+    numbers += numbers_in([state.get("history", []), state.get("usage", {}),
+                           state.get("evidence", []), report.next_steps])
+    ok = [c for c in report.candidates if c.status == "ok"]
+    counts = [len(report.candidates), len(ok), sum(bool(c.is_stable) for c in ok),
+              sum(bool(c.meets_objective) for c in ok), len({c.formula for c in ok}),
+              len(report.hypotheses), len(report.evidence), len(report.synthesis),
+              len(report.critiques), len(report.reference_phases)]
+    counts += [sum(h.status == s for h in report.hypotheses) for s in
+               ("supported", "refuted", "rejected", "approved")]
+    counts += [sum(c.formula == f for c in ok) for f in {c.formula for c in ok}]
+    dois = {e.get("doi") for e in state.get("evidence", []) if e.get("doi")}
+    dois |= {e.doi for e in report.evidence if e.doi} | {s.doi for s in report.synthesis
+                                                         if s.doi}
+    ids = {e.get("id") for e in state.get("evidence", [])} | {e.id for e in report.evidence}
+    return KnownFacts(numbers=numbers + [float(c) for c in counts], dois=dois,
+                      evidence_ids={i for i in ids if i})
+
+
+def _facts_for_prompt(report: DiscoveryReport, state: dict[str, Any]) -> str:
+    from matloop.agents.llm_policies import candidate_table, evidence_block
+
+    hyps = "\n".join(f"{h.id} [{h.status}] {h.chemical_system}: {h.statement}"
+                     for h in report.hypotheses) or "(none)"
+    verdicts = "\n".join(f"{v.hypothesis_id}: {'approved' if v.approved else 'rejected'} — "
+                         f"{v.reasoning}" for c in report.critiques for v in c.verdicts)
+    refs = "\n".join(f"{r.formula}: formation {r.formation_energy_ev_per_atom:.3f} eV/atom, "
+                     f"e_above_hull {r.e_above_hull_ev_per_atom:.3f} eV/atom"
+                     for r in report.reference_phases) or "(none)"
+    synth = "\n".join(s.model_dump_json() for s in report.synthesis) or "(none)"
+    return (f"Question: {report.query}\nCampaign status: {report.status}\n\n"
+            f"Objective:\n{report.objective.model_dump_json() if report.objective else '-'}\n\n"
+            f"Hypotheses:\n{hyps}\n\nCritic verdicts:\n{verdicts or '(none)'}\n\n"
+            f"Candidates (best first; numbers exactly as computed):\n"
+            f"{candidate_table(report.candidates)}\n\n"
+            f"Hull reference phases ({report.methods.get('hull_energy_scale')}):\n{refs}\n\n"
+            f"Synthesis analogues:\n{synth}\n\nEvidence:\n"
+            f"{evidence_block(state.get('evidence', []))}\n\n"
+            f"Limitations already listed:\n" + "\n".join(report.limitations) + "\n\n"
+            f"Next steps already listed:\n" + "\n".join(report.next_steps) + "\n\n"
+            f"Usage: {report.usage.model_dump_json()}\n\nWrite the discussion, the summary and "
+            f"any further next steps. Use only the numbers, DOIs and evidence ids above, "
+            f"copied exactly.")
+
+
+class LLMReporter:
+    """Reporter whose narrative (summary, discussion, extra next steps) is written by a chat
+    model and checked against the run's results before it is kept.
+
+    Tables, numbers, cards and inputs come from :class:`OfflineReporter`. A sentence with a
+    number or citation the run does not hold is removed and listed in ``removed_claims``; an
+    answer that never validates leaves the offline narrative in place, with the reason.
+    """
+
+    def __init__(self, client: LLMClient, *, offline: OfflineReporter | None = None) -> None:
+        self.client = client
+        self.offline = offline or OfflineReporter()
+
+    @property
+    def author(self) -> str:
+        """Authorship label of the model's parts."""
+        return f"llm:{self.client.label}"
+
+    def write(self, state: dict[str, Any], ctx: Any) -> DiscoveryReport:
+        """Build the offline report, add the checked narrative, write report.json."""
+        report = self.narrate(self.offline.build(state, ctx), state,
+                              prices=getattr(ctx, "prices", None))
+        save_report(report, ctx)
+        return report
+
+    def narrate(self, report: DiscoveryReport, state: dict[str, Any], *,
+                prices: Any = None) -> DiscoveryReport:
+        """The report with the model's narrative, grounded; usage includes the model calls
+        (and their cost when a price table is given)."""
+        from matloop.agents.llm import StructuredOutputError
+        from matloop.agents.llm_policies import prompt
+
+        first = len(self.client.records)
+        authorship = dict(report.authorship)
+        removed = list(report.removed_claims)
+        update: dict[str, Any] = {}
+        try:
+            answer = self.client.structured(ReportNarrative, prompt("reporter"),
+                                            _facts_for_prompt(report, state), role="reporter")
+        except StructuredOutputError as exc:
+            removed.append(RemovedClaim(part="narrative", text="(the model's whole answer)",
+                                        reason=f"{exc.message}; the offline narrative is kept"))
+            answer = None
+        if answer is not None:
+            facts = known_facts(report, state)
+            summary, cut = check_text(answer.summary, facts, part="summary")
+            removed += cut
+            if summary.strip():
+                update["summary"] = summary
+                authorship["summary"] = self.author
+            else:
+                removed.append(RemovedClaim(part="summary", text="(empty after the check)",
+                                            reason="no grounded sentence left; the offline "
+                                                   "summary is kept"))
+            discussion, cut = check_text(answer.discussion, facts, part="discussion")
+            removed += cut
+            if discussion.strip():
+                update["discussion"] = discussion
+                authorship["discussion"] = self.author
+            steps, cut = check_items(answer.next_steps[:4], facts, part="next_steps")
+            removed += cut
+            if steps:
+                update["next_steps"] = report.next_steps + steps
+                authorship["next_steps"] = f"offline + {self.author}"
+        usage = report.usage.model_copy()
+        for rec in self.client.records[first:]:
+            usage.llm_calls += 1
+            usage.input_tokens += rec.input_tokens
+            usage.output_tokens += rec.output_tokens
+            cost = prices.cost_usd(rec.model, rec.input_tokens, rec.output_tokens) if prices \
+                else None
+            usage.cost_usd = round(usage.cost_usd + (cost or 0.0), 6)
+        update.update({"authorship": authorship, "removed_claims": removed, "usage": usage})
+        return report.model_copy(update=update)

@@ -1,12 +1,18 @@
-"""Rendering of DiscoveryReport to JSON and Markdown (HTML: see html.py when present)."""
+"""Rendering of DiscoveryReport to JSON, Markdown and one self-contained HTML file, with the
+figures (plots.py), material cards (cards.py), DFT inputs (dft.py) and the grounding check of
+narrative text (grounding.py).
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from matloop.errors import MatloopError
-from matloop.schemas import DiscoveryReport
+from matloop.schemas import SCHEMA_VERSION, DiscoveryReport
+
+FORMATS = ("html", "md", "json")
 
 
 def to_markdown(report: DiscoveryReport) -> str:
@@ -14,6 +20,11 @@ def to_markdown(report: DiscoveryReport) -> str:
     lines = [f"# Discovery report: {report.query}", "",
              f"*Campaign {report.campaign_id} — status: {report.status} — {report.created_utc}*",
              "", "## Summary", "", report.summary, ""]
+    if report.discussion:
+        lines += ["### Discussion", "", report.discussion, ""]
+    if report.removed_claims:
+        lines += [f"> **{len(report.removed_claims)} claim(s) removed by the grounding check** "
+                  "(see Grounding).", ""]
     if report.objective:
         o = report.objective
         lines += ["## Objective", "", o.interpretation, ""]
@@ -27,14 +38,16 @@ def to_markdown(report: DiscoveryReport) -> str:
     for key, value in report.methods.items():
         if key != "reference_store":
             lines.append(f"- {key}: {json.dumps(value) if not isinstance(value, str) else value}")
-    lines += ["", "## Candidates (best first)", "",
-              "| id | formula | space group | method | E_hull (eV/atom) | E_form (eV/atom) | "
-              "properties | meets objective |", "|---|---|---|---|---|---|---|---|"]
+    lines += ["", "## Candidates (best first)", ""]
+    lines += [f"![{name}](plots/{name}.svg)" for name in ("hull", "property", "progress")
+              if name in report.artifacts.get("plots", "")] + [""]
+    lines += ["| id | formula | space group | method | E_hull (eV/atom) | E_form (eV/atom) | "
+              "properties | novelty | meets objective |", "|---|---|---|---|---|---|---|---|---|"]
     for c in [c for c in report.candidates if c.status == "ok"][:25]:
         props = ", ".join(f"{k}={v:.3g}" for k, v in c.properties.items())
         lines.append(f"| {c.id} | {c.formula} | {c.spacegroup or ''} | {c.method} | "
                      f"{c.e_above_hull_ev_per_atom:+.3f} | {c.formation_energy_ev_per_atom:.3f} | "
-                     f"{props} | {c.meets_objective} |")
+                     f"{props} | {c.novelty or 'not assessed'} | {c.meets_objective} |")
     failed = [c for c in report.candidates if c.status not in ("ok",)]
     if failed:
         lines += ["", f"{len(failed)} candidates have no result (" + ", ".join(
@@ -50,39 +63,139 @@ def to_markdown(report: DiscoveryReport) -> str:
             lines.append(f"- {s.candidate_id}: like {s.analog_formula} from "
                          f"{', '.join(s.precursors)} at {', '.join(s.temperatures) or 'n/a'}"
                          f"{' (doi:' + s.doi + ')' if s.doi else ''}")
+    if report.cards:
+        lines += ["", "## Material cards", ""]
+        for card in report.cards:
+            c = card.card
+            lines.append(f"- **{c['formula']}** `{card.candidate_id}`: "
+                         f"{c.get('space_group_symbol') or '?'} (No. "
+                         f"{c.get('space_group_number') or '?'}), a, b, c = "
+                         f"{c['a_angstrom']:.3f}, {c['b_angstrom']:.3f}, {c['c_angstrom']:.3f} Å; "
+                         f"[CIF]({card.cif}); projections: " + ", ".join(
+                             f"[{axis}]({path})" for axis, path in card.images.items()))
     lines += ["", "## Limitations", ""] + [f"- {x}" for x in report.limitations]
     if report.negative_results:
         lines += ["", "## Negative results", ""] + [f"- {x}" for x in report.negative_results]
     lines += ["", "## Next steps", ""] + [f"- {x}" for x in report.next_steps]
+    if report.dft_inputs:
+        lines += ["", "DFT validation inputs (pymatgen MPRelaxSet; POTCAR.spec only):", ""]
+        lines += [f"- {d.formula} `{d.candidate_id}`: [{d.directory}/]({d.directory}/)"
+                  + (f", atomate2 workflow [{d.workflow}]({d.workflow})" if d.workflow else "")
+                  for d in report.dft_inputs]
+    lines += ["", "## Grounding", ""]
+    if report.removed_claims:
+        lines += [f"- {c.part or 'text'}: \u201c{c.text}\u201d — {c.reason}"
+                  for c in report.removed_claims]
+    else:
+        lines.append("Nothing was removed: every number and citation in the narrative matches "
+                     "the run's results and evidence.")
     u = report.usage
     lines += ["", "## Usage", "", f"{u.iterations} iterations, {u.mlip_evaluations} MLIP "
               f"evaluations, {u.tool_calls} tool calls, {u.llm_calls} LLM calls "
               f"({u.input_tokens}+{u.output_tokens} tokens, ${u.cost_usd:.4f}), "
               f"{u.wall_time_s:.0f} s wall time.", "",
-              "Written by: " + ", ".join(f"{k}: {v}" for k, v in report.authorship.items())]
+              "Written by: " + ", ".join(f"{k}: {v}" for k, v in report.authorship.items()
+                                         if k != "roles")]
     return "\n".join(lines) + "\n"
 
 
-def write_report_files(report: DiscoveryReport, run_dir: Path) -> list[Path]:
-    """Write report.json and report.md into the run directory."""
+def write_report_files(report: DiscoveryReport, run_dir: Path, *, cards: int = 5,
+                       dft: int = 3, use_robocrys: bool = True,
+                       robocrys_timeout_s: float = 60.0) -> list[Path]:
+    """Write report.json, report.md and report.html, with figures (plots/), material cards
+    (cards/<id>/: CIF, projections) and DFT inputs (dft/<id>/) into the run directory.
+
+    Cards and inputs already listed in the report are reused (re-rendering is quick).
+
+    Returns:
+        The three report files.
+    """
+    from matloop.reports.cards import report_cards
+    from matloop.reports.dft import write_dft_inputs
+    from matloop.reports.html import to_html
+    from matloop.reports.plots import report_plots
+
     run_dir.mkdir(parents=True, exist_ok=True)
-    paths = [run_dir / "report.json", run_dir / "report.md"]
+    ranked = report.candidates
+    card_list, notes = report_cards(ranked, run_dir, top=cards, use_robocrys=use_robocrys,
+                                    robocrys_timeout_s=robocrys_timeout_s,
+                                    previous=report.cards)
+    dft_inputs = report.dft_inputs if report.dft_inputs and all(
+        (run_dir / d.directory).is_dir() for d in report.dft_inputs) else \
+        write_dft_inputs(ranked, run_dir, top=dft)
+    limitations = list(report.limitations) + [f"No material card: {n}" for n in notes
+                                              if f"No material card: {n}" not in
+                                              report.limitations]
+    report = report.model_copy(update={
+        "schema_version": SCHEMA_VERSION, "cards": card_list, "dft_inputs": dft_inputs,
+        "limitations": limitations,
+        "authorship": {**report.authorship, "tables": "offline", "plots": "offline",
+                       "cards": "offline", "dft_inputs": "offline"}})
+    plots = report_plots(report)
+    (run_dir / "plots").mkdir(exist_ok=True)
+    for plot in plots:
+        (run_dir / "plots" / f"{plot.name}.svg").write_text(plot.svg)
+    report = report.model_copy(update={"artifacts": {
+        "json": "report.json", "markdown": "report.md", "html": "report.html",
+        "plots": ", ".join(f"plots/{p.name}.svg" for p in plots),
+        "cards": "cards/" if card_list else "", "dft": "dft/" if dft_inputs else ""}})
+    paths = [run_dir / "report.json", run_dir / "report.md", run_dir / "report.html"]
     paths[0].write_text(report.model_dump_json(indent=2))
     paths[1].write_text(to_markdown(report))
+    paths[2].write_text(to_html(report, run_dir, plots))
     return paths
 
 
-def render_run(run_dir: Path, *, fmt: str = "md") -> Path:
-    """Re-render a run's report.json (finished or partial) to ``fmt``."""
+def rebuild_report(run_dir: Path) -> DiscoveryReport:
+    """The report of a run without report.json, from its last checkpoint (offline reporter).
+
+    Raises:
+        MatloopError: The folder is not a campaign run or has no checkpoint.
+    """
+    from matloop.campaign import CampaignConfig, model_for, resume_campaign
+
+    config_path = run_dir / "config.json"
+    if not config_path.is_file() or not (run_dir / "checkpoints.sqlite").is_file():
+        raise MatloopError(f"{run_dir}: no report.json and no campaign checkpoint",
+                           hint="pass a run directory written by `matloop campaign` "
+                                "(it holds config.json and checkpoints.sqlite)")
+    config = CampaignConfig.model_validate_json(config_path.read_text())
+    run = resume_campaign(config.campaign_id, out_dir=run_dir.parent, chat_models={})
+    state: dict[str, Any] = run.state()
+    if not state:
+        raise MatloopError(f"{run_dir}: the campaign has no checkpoint yet",
+                           hint=f"start it again: matloop campaign --resume "
+                                f"{config.campaign_id} is not possible without one")
+    if state.get("report"):
+        return DiscoveryReport.model_validate(state["report"])
+    run.ctx.methods["models"] = {role: model_for(config, role) for role in
+                                 run.ctx.methods.get("models", {})}
+    state = {**state, "status": state.get("status") or (
+        f"partial: rebuilt from the last checkpoint; the campaign did not finish (continue it "
+        f"with matloop campaign --resume {config.campaign_id} --out {run_dir.parent})")}
+    report = run.ctx.reporter.build(state, run.ctx)
+    return report
+
+
+def render_run(run_dir: Path, *, fmt: str = "html") -> Path:
+    """Re-render a finished or partial run to ``fmt`` (html, md or json).
+
+    A run killed before its report (no report.json) is rebuilt from its last checkpoint.
+    """
+    if fmt not in FORMATS:
+        raise MatloopError(f"unknown format {fmt!r}", hint="use html, md or json")
+    if not run_dir.is_dir():
+        raise MatloopError(f"{run_dir}: no such run directory",
+                           hint="pass runs/<campaign id> (see the campaign's first output line)")
     source = run_dir / "report.json"
-    if not source.is_file():
-        raise MatloopError(f"{run_dir}: no report.json",
-                           hint="resume the campaign first (matloop campaign --resume ID)")
-    report = DiscoveryReport.model_validate_json(source.read_text())
-    if fmt == "json":
-        return source
-    if fmt == "md":
-        path = run_dir / "report.md"
-        path.write_text(to_markdown(report))
-        return path
-    raise MatloopError(f"unknown format {fmt!r}", hint="use md or json")
+    if source.is_file():
+        try:
+            report = DiscoveryReport.model_validate_json(source.read_text())
+        except ValueError as exc:
+            raise MatloopError(f"{source} is not a valid report: {str(exc)[:200]}",
+                               hint="delete it and re-render: the report is rebuilt from the "
+                                    "checkpoint") from exc
+    else:
+        report = rebuild_report(run_dir)
+    paths = write_report_files(report, run_dir)
+    return {"json": paths[0], "md": paths[1], "html": paths[2]}[fmt]

@@ -1,0 +1,256 @@
+"""Report figures drawn with matplotlib (no pyplot, no display): SVG text with glyphs as paths,
+so the figures need no fonts and no network to show.
+
+* ``hull``: formation energy of candidates and reference phases against composition (a
+  binary's fraction, or the cation ratio of a ternary such as Ti/(Ba+Ti) in Ba-Ti-O), each
+  candidate joined to the hull energy at its composition; the binary hull line is drawn.
+* ``property``: the target property (or formation energy when none was evaluated) against the
+  energy above the hull, with the stability threshold.
+* ``progress``: best energy above the hull per iteration and over all iterations so far.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from dataclasses import dataclass
+
+from matplotlib import rc_context
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from matloop.schemas import CandidateResult, DiscoveryReport
+
+_STYLE = {"svg.fonttype": "path", "font.size": 9, "axes.spines.top": False,
+          "axes.spines.right": False, "axes.titlesize": 10, "axes.labelsize": 9,
+          "svg.hashsalt": "matloop"}
+CMAP = "viridis"
+#: Right edge of the property plot, eV/atom (farther candidates are counted, not drawn).
+XMAX = 0.6
+
+
+@dataclass
+class Plot:
+    """One figure: SVG text, title and caption."""
+
+    name: str
+    title: str
+    caption: str
+    svg: str
+
+
+def _svg(fig: Figure) -> str:
+    FigureCanvasAgg(fig)
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def _usable(report: DiscoveryReport) -> list[CandidateResult]:
+    return [c for c in report.candidates if c.status == "ok"
+            and c.e_above_hull_ev_per_atom is not None
+            and c.formation_energy_ev_per_atom is not None]
+
+
+def _fractions(formula: str, elements: list[str]) -> list[float] | None:
+    from pymatgen.core import Composition
+
+    comp = Composition(formula).fractional_composition
+    if any(el.symbol not in elements for el in comp.elements):
+        return None
+    return [float(comp[el]) for el in elements]
+
+
+def _order(elements: list[str]) -> list[str]:
+    from pymatgen.core import Element
+
+    return sorted(elements, key=lambda e: Element(e).X)  # most electronegative last
+
+
+def _coordinate(elements: list[str]) -> tuple[str, callable]:
+    """The x axis: a binary's fraction of its second element; for more elements, the share of
+    the least electronegative pair's second cation, x = n_B / (n_A + n_B) (BaO-TiO2 runs from
+    Ba-rich to Ti-rich at any oxygen content)."""
+    if len(elements) <= 2:
+        last = elements[-1]
+        return f"fraction of {last}", lambda f: f[-1]
+    a, b = elements[0], elements[1]
+    return (f"{b} / ({a} + {b})",
+            lambda f: f[1] / (f[0] + f[1]) if f[0] + f[1] > 0 else float("nan"))
+
+
+def hull_plot(report: DiscoveryReport) -> Plot | None:
+    """Candidates and reference phases: formation energy against composition, each candidate
+    joined to the hull energy at its composition (the segment is its E above hull)."""
+    system = report.methods.get("hull_chemical_system")
+    cands = _usable(report)
+    if not system or not cands:
+        return None
+    elements = _order(system.split("-"))
+    inside = [c for c in cands if _fractions(c.formula, elements) is not None]
+    if not inside:
+        return None
+    label, coord = _coordinate(elements)
+    refs = [r for r in report.reference_phases if _fractions(r.formula, elements)]
+    with rc_context(_STYLE), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fig = Figure(figsize=(6.6, 4.4))
+        ax = fig.add_subplot()
+        rx = [coord(_fractions(r.formula, elements)) for r in refs]
+        if len(elements) == 2:
+            on = sorted((x, r.formation_energy_ev_per_atom) for x, r in zip(rx, refs,
+                                                                             strict=True)
+                        if r.e_above_hull_ev_per_atom < 1e-6)
+            ax.plot(*zip(*on, strict=True), color="#9aa5b1", lw=1, zorder=1) if on else None
+        for x, r in zip(rx, refs, strict=True):
+            if math.isnan(x):
+                continue
+            stable = r.e_above_hull_ev_per_atom < 1e-6
+            ax.scatter([x], [r.formation_energy_ev_per_atom], s=30, zorder=3, lw=0.9,
+                       facecolor="#1f2933" if stable else "white", edgecolor="#1f2933")
+            if stable and r.formation_energy_ev_per_atom < 0:
+                ax.annotate(r.formula, (x, r.formation_energy_ev_per_atom), xytext=(0, -12),
+                            textcoords="offset points", ha="center", fontsize=7,
+                            color="#52606d")
+        xs = [coord(_fractions(c.formula, elements)) for c in inside]
+        for x, c in zip(xs, inside, strict=True):  # the hull energy below each candidate
+            hull = c.formation_energy_ev_per_atom - c.e_above_hull_ev_per_atom
+            ax.plot([x, x], [hull, c.formation_energy_ev_per_atom], color="#c0392b", lw=0.8,
+                    alpha=0.6, zorder=2)
+            ax.plot([x - 0.012, x + 0.012], [hull, hull], color="#c0392b", lw=1.2, zorder=2)
+        sc = ax.scatter(xs, [c.formation_energy_ev_per_atom for c in inside],
+                        c=[c.e_above_hull_ev_per_atom for c in inside], cmap=CMAP,
+                        norm=_norm(inside), marker="*", s=140, edgecolor="#c0392b", lw=0.6,
+                        zorder=4)
+        for k, (formula, c) in enumerate(sorted(_best_per_formula(inside).items())):
+            x = coord(_fractions(formula, elements))
+            ax.annotate(f"{formula} {c.e_above_hull_ev_per_atom:+.3f}",
+                        (x, c.formation_energy_ev_per_atom), xytext=(8, 10 if k % 2 else -4),
+                        textcoords="offset points", fontsize=8, color="#9b2c2c", weight="bold")
+        ax.set_xlabel(label)
+        ax.set_ylabel("formation energy (eV/atom)")
+        ax.set_xlim(-0.05, 1.05)
+        bar = fig.colorbar(sc, ax=ax, shrink=0.85, pad=0.02,
+                           extend="max" if max(c.e_above_hull_ev_per_atom for c in inside)
+                           > 0.3 else "neither")
+        bar.set_label("candidate E above hull (eV/atom)")
+        svg = _svg(fig)
+    scale = report.methods.get("hull_energy_scale") or "energy scale not recorded"
+    return Plot("hull", f"Candidates on the {system} hull",
+                f"{len(inside)} candidates (stars, coloured by energy above the hull; the best "
+                f"of each composition labelled with it) and {len(refs)} reference phases "
+                f"(circles: filled on the hull, open above it). The red tick under each star is "
+                f"the hull energy at its composition. Energy scale: {scale}.", svg)
+
+
+def _best_per_formula(cands: list[CandidateResult]) -> dict[str, CandidateResult]:
+    best: dict[str, CandidateResult] = {}
+    for c in cands:
+        if c.formula not in best or c.e_above_hull_ev_per_atom < \
+                best[c.formula].e_above_hull_ev_per_atom:
+            best[c.formula] = c
+    return best
+
+
+def _norm(cands: list[CandidateResult]):
+    from matplotlib.colors import Normalize
+
+    values = [c.e_above_hull_ev_per_atom for c in cands] or [0.0]
+    # Colours resolve the interesting range; farther candidates share the top colour.
+    return Normalize(vmin=min(min(values), 0.0), vmax=min(max(max(values), 0.1), 0.3))
+
+
+def _target(report: DiscoveryReport, cands: list[CandidateResult]):
+    if report.objective is None:
+        return None, None
+    for t in report.objective.property_targets:
+        if t.name in ("e_above_hull", "formation_energy"):
+            continue
+        for c in cands:
+            for key in c.properties:
+                if key.startswith(t.name):
+                    return t, key
+    return None, None
+
+
+def property_plot(report: DiscoveryReport) -> Plot | None:
+    """Target property (or formation energy) against the energy above the hull."""
+    cands = _usable(report)
+    if not cands:
+        return None
+    target, key = _target(report, cands)
+    threshold = (report.objective.stability_threshold_ev_per_atom if report.objective
+                 else report.methods.get("stability_threshold_ev_per_atom", 0.1))
+    with rc_context(_STYLE):
+        fig = Figure(figsize=(6.4, 3.8))
+        ax = fig.add_subplot()
+        rows = [c for c in cands if key is None or key in c.properties]
+        ys = [c.properties[key] if key else c.formation_energy_ev_per_atom for c in rows]
+        colours = ["#2f855a" if c.meets_objective else "#718096" for c in rows]
+        ax.scatter([c.e_above_hull_ev_per_atom for c in rows], ys, c=colours, s=36,
+                   edgecolor="white", lw=0.5, zorder=3)
+        ax.axvspan(min(min(c.e_above_hull_ev_per_atom for c in rows), 0) - 0.01, threshold,
+                   color="#c6f6d5", alpha=0.5, zorder=0, lw=0)
+        ax.axvline(threshold, color="#2f855a", ls="--", lw=1)
+        ax.text(threshold, 1.0, f" threshold {threshold:g} eV/atom", transform=ax.get_xaxis_transform(),
+                fontsize=7, color="#2f855a", va="top")
+        if target is not None:
+            if target.min is not None:
+                ax.axhline(target.min, color="#805ad5", ls=":", lw=1)
+            if target.max is not None:
+                ax.axhline(target.max, color="#805ad5", ls=":", lw=1)
+        for formula, c in _best_per_formula(rows).items():
+            y = c.properties[key] if key else c.formation_energy_ev_per_atom
+            ax.annotate(formula, (c.e_above_hull_ev_per_atom, y), xytext=(5, 3),
+                        textcoords="offset points", fontsize=7)
+        far = [c for c in rows if c.e_above_hull_ev_per_atom > XMAX]
+        if far:
+            ax.set_xlim(right=XMAX)
+        ax.set_xlabel("energy above hull (eV/atom)")
+        ax.set_ylabel(key or "formation energy (eV/atom)")
+        svg = _svg(fig)
+    what = (f"{key} ({report.candidates[0].property_sources.get(key, 'surrogate')})"
+            if key else "formation energy: no target property was evaluated in this run")
+    return Plot("property", "Objective against stability",
+                f"{len(rows)} candidates; y axis: {what}. Green: meets the objective; the "
+                f"shaded band is within the stability threshold."
+                + (f" {len(far)} candidate(s) above {XMAX:g} eV/atom lie off the right edge."
+                   if far else ""), svg)
+
+
+def progress_plot(report: DiscoveryReport) -> Plot | None:
+    """Best energy above the hull per iteration and cumulatively."""
+    cands = _usable(report)
+    if not cands:
+        return None
+    iterations = sorted({c.iteration for c in cands})
+    per = [min(c.e_above_hull_ev_per_atom for c in cands if c.iteration == i)
+           for i in iterations]
+    best = [min(per[: k + 1]) for k in range(len(per))]
+    counts = [sum(bool(c.is_stable) for c in cands if c.iteration == i) for i in iterations]
+    with rc_context(_STYLE):
+        fig = Figure(figsize=(6.4, 3.4))
+        ax = fig.add_subplot()
+        xs = [i + 1 for i in iterations]
+        ax.plot(xs, per, "o-", color="#3182ce", label="best in iteration")
+        ax.plot(xs, best, "s--", color="#c0392b", label="best so far")
+        for x, y, n in zip(xs, per, counts, strict=True):
+            ax.annotate(f"{n} stable", (x, y), xytext=(0, 8), textcoords="offset points",
+                        ha="center", fontsize=7, color="#3182ce")
+        ax.set_xticks(xs)
+        ax.set_xlim(min(xs) - 0.5, max(xs) + 0.5)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("energy above hull (eV/atom)")
+        ax.legend(frameon=False, fontsize=8)
+        svg = _svg(fig)
+    return Plot("progress", "Progress across iterations",
+                f"Best energy above the hull among the candidates of each of "
+                f"{len(iterations)} iteration(s), and the best so far; labels count the "
+                f"candidates within the stability threshold.", svg)
+
+
+def report_plots(report: DiscoveryReport) -> list[Plot]:
+    """Every figure the report's data supports."""
+    return [p for p in (hull_plot(report), property_plot(report), progress_plot(report)) if p]
