@@ -145,3 +145,23 @@ def test_chat_turn_streams_steps_tool_calls_tokens_and_answer(runs) -> None:
         app.state.chat.reserve("c2")
         busy = client.post("/api/chat", json={"message": "hello", "thread_id": "c2"})
         assert busy.status_code == 409 and "still answering" in busy.json()["error"]
+
+
+def test_chat_starts_a_campaign_the_page_can_follow(runs) -> None:
+    model = scripted([tool_turn("start_campaign", {"query": QUERY, "max_evaluations": 1}),
+                      text_turn("Started it; the Campaigns page follows it.")])
+    with TestClient(create_app(runs, chat_model=model), base_url="http://127.0.0.1") as client:
+        stream = _sse(client.post("/api/chat", json={"message": "find Na-Cl compounds"}).text)
+        end = next(d for k, d in stream if k == "tool_end")
+        assert end["name"] == "start_campaign" and end["status"] == "running"
+        run_id = end["summary"].split()[1]
+        assert end["summary"] == f"Campaign {run_id} started; follow it live at #run/{run_id}."
+        # It runs in the background: the chat turn is over while the campaign goes on.
+        assert client.post(f"/api/campaigns/{run_id}/stop").status_code == 200
+        run = wait_for(client, run_id, "stopped", "finished")
+        assert run["query"] == QUERY and run["budget"]["max_evaluations"] == 1
+        assert run["usage"].get("mlip_evaluations", 0) <= 1
+        if run["state"] == "stopped":  # resumable, even if it stopped before its first step
+            assert client.post(f"/api/campaigns/{run_id}/resume").status_code == 202
+            assert client.post(f"/api/campaigns/{run_id}/stop").status_code == 200
+            wait_for(client, run_id, "stopped", "finished")

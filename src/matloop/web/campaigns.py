@@ -22,7 +22,13 @@ from matloop.config import Settings
 from matloop.errors import MatloopError
 from matloop.runtime import Budget, EventLog
 from matloop.schemas import Plan
-from matloop.web.runs import RUN_ID_PATTERN, ApiError, RunStore, read_config
+from matloop.web.runs import (
+    RUN_ID_PATTERN,
+    ApiError,
+    RunStore,
+    checkpoint_values,
+    read_config,
+)
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +178,8 @@ class CampaignManager:
         return job
 
     def resume(self, run_id: str) -> Job:
-        """Continue an interrupted or stopped campaign from its last checkpoint."""
+        """Continue an interrupted or stopped campaign from its last checkpoint (or from the
+        start when it stopped before its first step)."""
         run_dir = self.store.run_dir(run_id)
         with self._lock:
             if self.active(run_id):
@@ -181,11 +188,10 @@ class CampaignManager:
             if (run_dir / "report.json").is_file():
                 raise ApiError(409, f"campaign {run_id!r} has finished; nothing to resume",
                                hint="open its report, or start a new campaign")
-            if not (run_dir / "checkpoints.sqlite").is_file():
-                raise ApiError(409, f"campaign {run_id!r} has no checkpoint to resume from",
-                               hint="start it again as a new campaign")
             config = CampaignConfig.model_validate(read_config(run_dir))
-            return self._launch(config, run_dir, resume=True)
+            # Stopped before its first step: nothing is checkpointed, so it starts afresh.
+            started = bool(checkpoint_values(run_dir, run_id))
+            return self._launch(config, run_dir, resume=started)
 
     def stop(self, run_id: str) -> Job:
         """Ask a running campaign to stop after its current graph step."""
