@@ -148,6 +148,8 @@ def test_campaign_from_the_page_with_approval_report_and_3d_viewer(tmp_path, ser
     page.locator("#run-state[data-state=finished]").wait_for(timeout=300_000)
     page.locator("#report-summary").wait_for()
     assert "relaxed with the MLIP" in page.locator("#report-summary").inner_text()
+    full = page.request.get(base + page.locator("#report-html").get_attribute("href"))
+    assert full.ok and full.headers["content-type"].startswith("text/html")
     rows = page.locator("#candidates tbody tr[data-candidate]")
     assert rows.count() >= 1 and "NaCl" in rows.first.inner_text()
     assert "interpret" in page.locator("#run-phases").inner_text()
