@@ -62,7 +62,18 @@ def resolve_inputs(step: PlanStep, outputs: dict[str, Any]) -> dict[str, Any]:
             return flat
         return value
 
-    return {k: resolve(v) for k, v in step.inputs.items()}
+    def refers(value: Any) -> bool:
+        return (isinstance(value, str) and value.startswith("$")) or (
+            isinstance(value, list) and any(refers(v) for v in value))
+
+    resolved = {}
+    for key, value in step.inputs.items():
+        resolved[key] = resolve(value)
+        if refers(value) and resolved[key] == []:
+            raise StepInputError(f"{step.id}: input {key}={value} names no structures (the "
+                                 "step it refers to produced none, e.g. every generated "
+                                 "candidate repeated an earlier one); step skipped")
+    return resolved
 
 
 def _status_of(result: Any) -> str:
