@@ -101,11 +101,14 @@ def to_markdown(report: DiscoveryReport) -> str:
 
 def write_report_files(report: DiscoveryReport, run_dir: Path, *, cards: int = 5,
                        dft: int = 3, use_robocrys: bool = True,
-                       robocrys_timeout_s: float = 60.0) -> list[Path]:
+                       robocrys_timeout_s: float = 60.0,
+                       workflows: bool | None = None) -> list[Path]:
     """Write report.json, report.md and report.html, with figures (plots/), material cards
     (cards/<id>/: CIF, projections) and DFT inputs (dft/<id>/) into the run directory.
 
     Cards and inputs already listed in the report are reused (re-rendering is quick).
+    ``workflows`` writes atomate2 Flow JSON beside the DFT inputs (default: when atomate2
+    is installed).
 
     Returns:
         The three report files.
@@ -122,7 +125,7 @@ def write_report_files(report: DiscoveryReport, run_dir: Path, *, cards: int = 5
                                     previous=report.cards)
     dft_inputs = report.dft_inputs if report.dft_inputs and all(
         (run_dir / d.directory).is_dir() for d in report.dft_inputs) else \
-        write_dft_inputs(ranked, run_dir, top=dft)
+        write_dft_inputs(ranked, run_dir, top=dft, with_workflow=workflows)
     limitations = list(report.limitations) + [f"No material card: {n}" for n in notes
                                               if f"No material card: {n}" not in
                                               report.limitations]
@@ -168,8 +171,9 @@ def rebuild_report(run_dir: Path) -> DiscoveryReport:
                                 f"{config.campaign_id} is not possible without one")
     if state.get("report"):
         return DiscoveryReport.model_validate(state["report"])
-    run.ctx.methods["models"] = {role: model_for(config, role) for role in
-                                 run.ctx.methods.get("models", {})}
+    settings = {role: model_for(config, role) for role in run.ctx.methods.get("models", {})}
+    run.ctx.methods["models"] = {role: "offline" if value.lower() in ("", "none", "offline")
+                                 else value for role, value in settings.items()}
     state = {**state, "status": state.get("status") or (
         f"partial: rebuilt from the last checkpoint; the campaign did not finish (continue it "
         f"with matloop campaign --resume {config.campaign_id} --out {run_dir.parent})")}

@@ -19,43 +19,46 @@ from matloop.schemas import CandidateResult, DiscoveryReport
 
 CSS = """
 :root{--ink:#1f2933;--muted:#616e7c;--line:#e4e7eb;--bg:#f7f8fa;--accent:#2b6cb0;--ok:#2f855a;
---bad:#c53030;--warn:#b7791f}
-*{box-sizing:border-box}body{margin:0;font:15px/1.55 -apple-system,"Segoe UI",Roboto,"Helvetica Neue",
-Arial,sans-serif;color:var(--ink);background:var(--bg)}
+--bad:#c53030;--warn:#b7791f}*{box-sizing:border-box}
+body{margin:0;font:15px/1.55 -apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
+color:var(--ink);background:var(--bg)}
 .layout{display:grid;grid-template-columns:230px minmax(0,1fr);max-width:1280px;margin:0 auto}
 nav{position:sticky;top:0;align-self:start;height:100vh;overflow:auto;padding:28px 18px;
 border-right:1px solid var(--line);background:#fff}
-nav h2{font-size:13px;text-transform:uppercase;letter-spacing:.06em;color:var(--muted);margin:0 0 10px}
-nav a{display:block;padding:4px 8px;border-radius:6px;color:var(--ink);text-decoration:none;font-size:14px}
-nav a:hover{background:var(--bg);color:var(--accent)}
-main{padding:32px 40px 80px;min-width:0}
-header h1{font-size:26px;margin:0 0 6px}header .query{font-size:18px;color:var(--muted);margin:0 0 12px}
+nav h2{font-size:13px;text-transform:uppercase;letter-spacing:.06em;color:var(--muted);
+margin:0 0 10px}
+nav a{display:block;padding:4px 8px;border-radius:6px;color:var(--ink);text-decoration:none;
+font-size:14px}nav a:hover{background:var(--bg);color:var(--accent)}
+main{padding:32px 40px 80px;min-width:0}header h1{font-size:26px;margin:0 0 6px}
+header .query{font-size:18px;color:var(--muted);margin:0 0 12px}
 .meta{color:var(--muted);font-size:13px}
-section{background:#fff;border:1px solid var(--line);border-radius:10px;padding:20px 24px;margin:18px 0}
-section h2{font-size:19px;margin:0 0 12px}h3{font-size:15px;margin:18px 0 8px}
+section{background:#fff;border:1px solid var(--line);border-radius:10px;padding:20px 24px;
+margin:18px 0}section h2{font-size:19px;margin:0 0 12px}h3{font-size:15px;margin:18px 0 8px}
 .badge{display:inline-block;padding:1px 8px;border-radius:999px;font-size:12px;font-weight:600;
-background:#edf2f7;color:var(--ink);white-space:nowrap}
-.b-ok{background:#c6f6d5;color:#22543d}.b-bad{background:#fed7d7;color:#742a2a}
-.b-warn{background:#fefcbf;color:#744210}.b-info{background:#bee3f8;color:#2a4365}
+background:#edf2f7;color:var(--ink);white-space:nowrap}.b-ok{background:#c6f6d5;color:#22543d}
+.b-bad{background:#fed7d7;color:#742a2a}.b-warn{background:#fefcbf;color:#744210}
+.b-info{background:#bee3f8;color:#2a4365}
 table{border-collapse:collapse;width:100%;font-size:13.5px}
 th,td{text-align:left;padding:6px 9px;border-bottom:1px solid var(--line);vertical-align:top}
 th{background:var(--bg);font-weight:600;position:sticky;top:0}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-tr.stable td{background:#f0fff4}.scroll{overflow-x:auto}
-figure{margin:14px 0}figure img{max-width:100%;height:auto;display:block;margin:0 auto}
+tr.stable td{background:#f0fff4}.scroll{overflow-x:auto}figure{margin:14px 0}
+figure img{max-width:100%;height:auto;display:block;margin:0 auto}
 figcaption{font-size:13px;color:var(--muted);margin-top:6px}
 .figs{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:12px}
-.note{border-left:4px solid var(--warn);background:#fffbea;padding:10px 14px;border-radius:6px;margin:12px 0}
-.note.removed{border-color:var(--bad);background:#fff5f5}
+.note{border-left:4px solid var(--warn);background:#fffbea;padding:10px 14px;border-radius:6px;
+margin:12px 0}.note.removed{border-color:var(--bad);background:#fff5f5}
 .card{border:1px solid var(--line);border-radius:10px;padding:16px;margin:14px 0}
-.card h3{margin-top:0}.proj{display:flex;gap:8px;flex-wrap:wrap}.proj img{width:190px;height:190px;
-border:1px solid var(--line);border-radius:6px}
+.card h3{margin-top:0}.proj{display:flex;gap:8px;flex-wrap:wrap}
+.proj img{width:190px;height:190px;border:1px solid var(--line);border-radius:6px}
 .kv{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;font-size:13.5px}
 .kv dt{color:var(--muted)}.kv dd{margin:0}
-code{font:12.5px ui-monospace,SFMono-Regular,Menlo,monospace;background:var(--bg);padding:1px 4px;border-radius:4px}
-a{color:var(--accent)}ul{padding-left:20px}li{margin:3px 0}.muted{color:var(--muted)}
+code{font:12.5px ui-monospace,SFMono-Regular,Menlo,monospace;background:var(--bg);padding:1px 4px;
+border-radius:4px}a{color:var(--accent)}ul{padding-left:20px}li{margin:3px 0}
+.muted{color:var(--muted)}
 .author{font-size:12px;font-weight:400;color:var(--muted);margin-left:10px}
-td code{white-space:nowrap;font-size:12px}td.calls{font-size:12px;color:var(--muted);white-space:nowrap}
+td code{white-space:nowrap;font-size:12px}
+td.calls{font-size:12px;color:var(--muted);white-space:nowrap}
 @media (max-width:900px){.layout{grid-template-columns:1fr}nav{position:static;height:auto}}
 """
 
@@ -176,7 +179,8 @@ def _methods(r: DiscoveryReport) -> str:
               ("stability threshold", f"{m.get('stability_threshold_ev_per_atom', '–')} eV/atom"),
               ("relaxation", json.dumps(m.get("relaxation", {}))),
               ("seed", str(m.get("seed", "–"))),
-              ("iterations used / allowed", f"{u.iterations} / {budget.get('max_iterations', '–')}"),
+              ("iterations used / allowed",
+               f"{u.iterations} / {budget.get('max_iterations', '–')}"),
               ("MLIP evaluations used / allowed",
                f"{u.mlip_evaluations} / {budget.get('max_evaluations', '–')}"),
               ("LLM calls used / allowed", f"{u.llm_calls} / {budget.get('max_llm_calls', '–')}"),

@@ -194,7 +194,8 @@ def property_plot(report: DiscoveryReport) -> Plot | None:
         ax.axvspan(min(min(c.e_above_hull_ev_per_atom for c in rows), 0) - 0.01, threshold,
                    color="#c6f6d5", alpha=0.5, zorder=0, lw=0)
         ax.axvline(threshold, color="#2f855a", ls="--", lw=1)
-        ax.text(threshold, 1.0, f" threshold {threshold:g} eV/atom", transform=ax.get_xaxis_transform(),
+        ax.text(threshold, 1.0, f" threshold {threshold:g} eV/atom",
+                transform=ax.get_xaxis_transform(),
                 fontsize=7, color="#2f855a", va="top")
         if target is not None:
             if target.min is not None:
