@@ -84,10 +84,11 @@ def _coordinate(elements: list[str]) -> tuple[str, callable]:
 def hull_plot(report: DiscoveryReport) -> Plot | None:
     """Candidates and reference phases: formation energy against composition, each candidate
     joined to the hull energy at its composition (the segment is its E above hull)."""
-    system = report.methods.get("hull_chemical_system")
     cands = _usable(report)
-    if not system or not cands:
+    if not cands:
         return None
+    # Reports written before schema 1.1 name no hull system and hold no reference phases.
+    system = report.methods.get("hull_chemical_system") or cands[0].chemical_system
     elements = _order(system.split("-"))
     inside = [c for c in cands if _fractions(c.formula, elements) is not None]
     if not inside:
