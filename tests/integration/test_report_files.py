@@ -200,3 +200,14 @@ def test_campaign_with_a_reporter_model_grounds_its_narrative_and_writes_files(
     assert "NaCl was first grown" in html and "(doi:10.4242/invented.1898)" in html
     assert "removed by the grounding check" in html
     assert (run_dir / "report.md").is_file()
+
+
+def test_a_report_without_candidates_still_renders(tmp_path: Path) -> None:
+    report = DiscoveryReport(campaign_id="empty", status="failed: interpret: no answer",
+                             created_utc="2026-11-22T15:00:00Z", query="stable Na-Cl phases",
+                             summary="0 candidates were relaxed with the MLIP.")
+    paths = write_report_files(report, tmp_path, use_robocrys=False, workflows=False)
+    html = paths[2].read_text()
+    assert "No candidate was evaluated." in html and "The query was not interpreted" in html
+    assert not (tmp_path / "cards").exists() and not (tmp_path / "dft").exists()
+    assert load(tmp_path).artifacts["plots"] == ""

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from matloop.agents.llm import LLMClient
+from matloop.errors import MatloopError
 from matloop.reports.grounding import KnownFacts, check_items, check_text, numbers_in
 from matloop.schemas import (
     CandidateResult,
@@ -160,6 +161,15 @@ class OfflineReporter:
             if v.get("hypothesis_id") == h.id and not v.get("approved"))
             for h in hypotheses if h.status == "rejected"]
         plan = Plan.model_validate(state["plan"]) if state.get("plan") else None
+        methods = dict(getattr(ctx, "methods", {}) or {}) if ctx is not None else {}
+        references, hull_system, hull_scale = [], None, None
+        hull_note = None
+        if self.engine is not None:
+            try:
+                references, hull_system, hull_scale = reference_hull(self.engine, ranked)
+            except (MatloopError, ValueError) as exc:  # the report goes on without the figure
+                hull_note = f"The hull figure has no reference phases: {exc}"
+            methods.update({"hull_chemical_system": hull_system, "hull_energy_scale": hull_scale})
         limitations = list(LIMITATIONS)
         if objective is not None:
             for t in objective.property_targets:
@@ -172,15 +182,12 @@ class OfflineReporter:
             limitations.append("No literature evidence was retrieved (the knowledge base is "
                                "empty or had nothing relevant); ingest papers or synthesis "
                                "recipes with `matloop ingest`.")
+        if hull_note:
+            limitations.append(hull_note)
         top = distinct(ranked)[:3]
         next_steps = [f"DFT-relax {c.formula} ({c.id}) and recompute its energy above the hull "
                       f"against Materials Project references" for c in top]
         next_steps += plan.beyond_tools if plan else []
-        methods = dict(getattr(ctx, "methods", {}) or {}) if ctx is not None else {}
-        references, hull_system, hull_scale = [], None, None
-        if self.engine is not None:
-            references, hull_system, hull_scale = reference_hull(self.engine, ranked)
-            methods.update({"hull_chemical_system": hull_system, "hull_energy_scale": hull_scale})
         report = DiscoveryReport(
             campaign_id=state.get("campaign_id", ""), status=status,
             created_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
