@@ -14,7 +14,9 @@ in one data directory under ``evals/results/cache/campaigns/`` that is prepared 
   queries' systems or is a halide (at most ``--kb-recipes``), for evidence and synthesis
   analogues.
 
-Per campaign: wall time, MLIP evaluations, LLM calls / tokens / cost (zero offline), the SUN
+Per campaign: wall time, MLIP evaluations (and how many MLIP results were computed rather than
+read from the cache ``evals/results/cache/campaigns.sqlite``: wall times are only comparable
+between cold runs), LLM calls / tokens / cost (zero offline), the SUN
 fraction of the top 10 (valid: relaxed without failure; unique: no StructureMatcher match with a
 better-ranked candidate; novel: composition absent from the reference store; stable: within
 0.1 eV/atom of the hull), the grounded fraction of the numbers and citations of ``report.md``
@@ -40,7 +42,17 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from evals.common import DEFAULT_DATA, ELEMENTS, MATBENCH, REPO, RESULTS, ROOST, PeakMemory, write_json
+from evals.common import (
+    DEFAULT_DATA,
+    ELEMENTS,
+    MATBENCH,
+    REPO,
+    RESULTS,
+    ROOST,
+    PeakMemory,
+    cache_entries,
+    write_json,
+)
 
 QUERIES_FILE = REPO / "evals" / "data" / "campaign_queries.json"
 WORKDIR = RESULTS / "cache" / "campaigns"
@@ -228,7 +240,7 @@ def run_query(q: dict[str, Any], budget: int, *, runs: Path, max_atoms: int,
 
     campaign_id = f"bench-{q['name']}"
     shutil.rmtree(runs / campaign_id, ignore_errors=True)
-    t0 = time.perf_counter()
+    t0, cached0 = time.perf_counter(), cache_entries(get_settings().cache_path)
     run = start_campaign(q["query"], out_dir=runs, seed=seed, max_atoms=max_atoms,
                          budget=Budget(max_evaluations=budget, max_iterations=2),
                          settings=get_settings(), campaign_id=campaign_id)
@@ -245,6 +257,7 @@ def run_query(q: dict[str, Any], budget: int, *, runs: Path, max_atoms: int,
     return {
         "kind": q["kind"], "query": q["query"], "status": report.status,
         "wall_seconds": round(wall, 1), "mlip_evaluations": u.mlip_evaluations,
+        "mlip_results_computed": cache_entries(get_settings().cache_path) - cached0,
         "llm": {"calls": u.llm_calls, "input_tokens": u.input_tokens,
                 "output_tokens": u.output_tokens, "cost_usd": round(u.cost_usd, 4),
                 "models": report.methods.get("models")},

@@ -86,6 +86,20 @@ def versions() -> dict[str, str]:
     return out
 
 
+def cache_entries(path: Path) -> int:
+    """Rows of an evaluation-cache SQLite file (0 when absent): the difference over a run is
+    how many MLIP results it computed rather than read from the cache."""
+    import sqlite3
+
+    if not Path(path).exists():
+        return 0
+    with sqlite3.connect(path) as conn:
+        try:
+            return int(conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
+
+
 def write_json(name: str, payload: dict[str, Any], out: Path | None = None) -> Path:
     """Write a results file under evals/results (or ``out``) and return its path."""
     path = out or RESULTS / f"{name}.json"

@@ -4,14 +4,20 @@ Uses the project's checker (:mod:`matloop.reports.grounding`: what counts as a f
 at the written precision, DOI and evidence-id matching). The known facts come from the run, not
 from the report's own prose: tool results and their arguments (checkpointed state), candidate
 numbers, usage, methods and settings, the objective and the query, the report's date and id,
-and the sizes of every list. Citations count as grounded only when a tool retrieved them
-(retrieval results, synthesis analogues).
+and the sizes of every list, the retrieved evidence, and the synthesis suggestions (built from
+the reporter's own ``find_synthesis_analogs`` calls, which are logged as events but not kept in
+the state). Citations count as grounded only when a tool retrieved them. Markdown links
+``[text](url)`` are read as their text (the URL repeats the DOI).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
+
+# A DOI may hold parentheses (10.1016/S0304-8853(02)00708-4): allow one level in the URL.
+_LINK = re.compile(r"\[([^\]]*)\]\(https?://(?:[^()\s]|\([^()\s]*\))*\)")
 
 
 def run_facts(report: Any, state: dict[str, Any]) -> Any:
@@ -20,8 +26,10 @@ def run_facts(report: Any, state: dict[str, Any]) -> Any:
         numbers_in
 
     records = state.get("tool_records") or []
+    evidence = [e for e in state.get("evidence") or [] if isinstance(e, dict)]
+    synthesis = [s.model_dump(mode="json") for s in report.synthesis]
     sources: list[Any] = [
-        records, [c.model_dump(mode="json") for c in report.candidates],
+        records, evidence, synthesis, [c.model_dump(mode="json") for c in report.candidates],
         report.usage.model_dump(), report.methods, report.query, report.created_utc,
         report.campaign_id, report.plan.model_dump(mode="json") if report.plan else None,
         report.objective.model_dump(mode="json") if report.objective else None,
@@ -30,12 +38,9 @@ def run_facts(report: Any, state: dict[str, Any]) -> Any:
     numbers += [float(len(v)) for v in _lists(report.model_dump(mode="json"))]
     numbers += [float(len(v)) for v in _lists(state)]
     text = repr(records)
-    dois = set(extract_dois(text))
-    evidence = set(extract_evidence_ids(text))
-    for e in state.get("evidence") or []:
-        if isinstance(e, dict) and e.get("id"):
-            evidence.add(e["id"])
-    return KnownFacts(numbers=numbers, dois=dois, evidence_ids=evidence)
+    dois = set(extract_dois(text)) | {d["doi"] for d in evidence + synthesis if d.get("doi")}
+    ids = set(extract_evidence_ids(text)) | {e["id"] for e in evidence if e.get("id")}
+    return KnownFacts(numbers=numbers, dois=dois, evidence_ids=ids)
 
 
 def _lists(obj: Any) -> list[list[Any]]:
@@ -62,6 +67,7 @@ def grounded_fraction(run_dir: Path, *, report: Any, state: dict[str, Any],
     )
 
     text = text if text is not None else (Path(run_dir) / "report.md").read_text()
+    text = _LINK.sub(r"\1", text)
     facts = run_facts(report, state)
     claims = extract_numbers(text)
     bad_numbers = [c.text for c in claims if not number_grounded(c, facts.numbers)]
