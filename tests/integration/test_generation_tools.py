@@ -54,7 +54,7 @@ def test_tool_writes_cifs_and_returns_compact_json(tmp_path: Path) -> None:
     assert tool.name == "generate_candidates"
     assert set(GenerateArgs.model_json_schema()["properties"]) == {
         "chemsys", "composition", "methods", "n", "spacegroups", "max_atoms",
-        "required_elements", "excluded_elements", "seed"}
+        "required_elements", "excluded_elements", "seed", "prescreen_keep"}
     out = json.loads(tool.invoke({"chemsys": "K-Mg-F", "methods": ["prototype", "substitution"],
                                   "n": 4, "seed": 2}))
     assert list(out)[0] == "status" and out["status"] == "ok"
@@ -180,3 +180,17 @@ def test_prescreen_keeps_the_lowest_single_point_hull_energies(one_torch_thread:
     # Per method: up to `keep` of each generator.
     per = prescreen(cands, engine, keep=1, per_method=True)
     assert sorted(c.method for c in per.kept) == sorted({c.method for c in cands if c.valid})
+
+
+def test_tool_prescreen_keeps_the_best_by_single_point(tmp_path: Path,
+                                                      one_torch_thread: None) -> None:
+    (tool,) = make_generation_tools(MaterialsEngine(get_settings()), run_dir=tmp_path / "run")
+    out = json.loads(tool.invoke({"chemsys": "K-F", "methods": ["prototype"], "n": 5,
+                                  "max_atoms": 6, "prescreen_keep": 2}))
+    assert out["status"] == "ok" and out["n"] == 2 and len(out["candidates"]) == 2
+    assert out["prescreen"]["kept"] == 2 and out["prescreen"]["scored"] >= 3
+    assert out["per_method"] == {"prototype": 2}
+    saved = json.loads((tmp_path / "run" / "candidates" / "candidates.json").read_text())
+    scores = [c["provenance"]["prescreen_e_above_hull_unrelaxed_ev_per_atom"]
+              for c in saved["candidates"]]
+    assert scores == sorted(scores)

@@ -31,6 +31,8 @@ from matloop.schemas import (
 )
 
 AUTHOR = "offline"
+#: Candidates generated per candidate relaxed; the rest are dropped by a single-point pre-screen.
+PRESCREEN_FACTOR = 3
 BEYOND_TOOLS = [
     "DFT validation of the top candidates (PBE+U or r2SCAN relaxation and energy above hull "
     "against Materials Project references; phonons for dynamical stability)",
@@ -316,8 +318,12 @@ class OfflinePlanner:
                      inputs={"query": f"{h.chemical_system.replace('-', ' ')} "
                                       f"{objective.application or 'synthesis structure'}",
                              "k": 5})
+            # Generate PRESCREEN_FACTOR times what the budget can relax and keep the best by
+            # a single-point hull energy (evals/generation.py: 14.1% vs 11.6% SUN at equal
+            # relaxations, 0.03 s per single point).
             gen_inputs: dict[str, Any] = {
-                "methods": h.methods, "n": share, "seed": seed + 101 * i,
+                "methods": h.methods, "n": min(100, PRESCREEN_FACTOR * share),
+                "prescreen_keep": share, "seed": seed + 101 * i,
                 "max_atoms": objective.max_atoms,
                 "excluded_elements": objective.excluded_elements,
             }
