@@ -205,7 +205,9 @@ class CandidateResult(BaseModel):
                                                      "(keys carry units, e.g. band_gap_ev).")
     property_sources: dict[str, str] = Field(default_factory=dict,
                                              description="Where each property came from.")
-    novelty: str | None = Field(default=None, description="novel / known (matching phase id).")
+    novelty: str | None = Field(default=None, description="novel or known (matching reference "
+                                "phase, and whether at structure or composition level), judged "
+                                "on the relaxed structure once relaxed.")
     objective_score: float | None = Field(default=None, description="Higher is better; see "
                                                                     "report methods.")
     meets_objective: bool | None = Field(default=None, description="Stable and every target met.")

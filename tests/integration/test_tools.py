@@ -40,6 +40,28 @@ def test_relax_structure_tool_writes_cif(tools, tmp_path) -> None:
     assert Path(out["relaxed_cif_path"]).is_file()
 
 
+def test_batch_results_name_novelty_and_never_overwrite_each_other(tools, tmp_path) -> None:
+    from pymatgen.core import Lattice, Structure
+
+    by_name, _ = tools
+    # Rocksalt NaCl is a starter-library phase: known at structure level after relaxation.
+    first = json.loads(by_name["predict_properties"].invoke(
+        {"structures": [str(DATA / "NaCl_rocksalt.cif")]}))
+    (row,) = first["results"]
+    assert row["novelty"].startswith("known (structure match: starter:NaCl")
+    assert Path(row["relaxed_cif_path"]).name == "relaxed-NaCl_rocksalt_NaCl.cif"
+    # CsCl-type NaCl is not in the starter library; a second call at the same index must
+    # not overwrite the first call's file.
+    cscl = Structure(Lattice.cubic(3.3), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    path = tmp_path / "cscl.cif"
+    cscl.to(filename=str(path))
+    (other,) = json.loads(by_name["predict_properties"].invoke(
+        {"structures": [str(path)]}))["results"]
+    assert other["novelty"].startswith("novel (checked: structure")
+    assert other["relaxed_cif_path"] != row["relaxed_cif_path"]
+    assert Path(row["relaxed_cif_path"]).is_file() and Path(other["relaxed_cif_path"]).is_file()
+
+
 def test_tools_report_bad_input_as_status(tools) -> None:
     by_name, _ = tools
     out = json.loads(by_name["relax_structure"].invoke(

@@ -170,7 +170,10 @@ class OfflineScientist:
         for h in current:
             mine = [c for c in candidates if c.hypothesis_id == h.id and c.status == "ok"]
             stable = [c for c in mine if c.is_stable]
-            if stable:
+            if not mine:
+                lines.append(f"{h.id}: not tested: no new candidate of its own reached "
+                             f"evaluation (none generated, or all repeated earlier ones)")
+            elif stable:
                 supported.append(h.id)
                 best = min(stable, key=lambda c: c.e_above_hull_ev_per_atom or 0.0)
                 lines.append(f"{h.id}: {len(stable)}/{len(mine)} evaluated candidates stable; "

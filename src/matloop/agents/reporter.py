@@ -156,6 +156,10 @@ class OfflineReporter:
         negative = [f"{h.id} ({h.chemical_system}): {h.statement} — refuted: no evaluated "
                     f"candidate within the stability threshold"
                     for h in hypotheses if h.status == "refuted"]
+        negative += [f"{h.id} ({h.chemical_system}): {h.statement} — not tested: none of its "
+                     f"candidates reached evaluation (none generated, or all repeated "
+                     f"structures already evaluated for another hypothesis)"
+                     for h in hypotheses if h.status == "dropped"]
         negative += [f"{h.id} rejected by the critic: " + "; ".join(
             v["reasoning"] for c in state.get("critiques", []) for v in c.get("verdicts", [])
             if v.get("hypothesis_id") == h.id and not v.get("approved"))

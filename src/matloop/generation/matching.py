@@ -122,3 +122,12 @@ class NoveltyIndex:
             "matched_composition": c_match,
             "novelty_basis": "+".join(basis) or "formula unknown to the references",
         }
+
+
+def novelty_label(assessment: dict[str, Any]) -> str:
+    """``novel`` or ``known: <reference>`` with the level the verdict rests on."""
+    match = assessment["matched_structure"] or assessment["matched_composition"]
+    if match:
+        level = "structure" if assessment["matched_structure"] else "composition"
+        return f"known ({level} match: {match})"
+    return f"novel (checked: {assessment['novelty_basis']})"

@@ -318,6 +318,10 @@ def build_graph(ctx: CampaignContext) -> StateGraph:
                 change["status"] = "supported"
             elif h.id in decision.refuted:
                 change["status"] = "refuted"
+            elif h.status == "approved" and not any(
+                    c.hypothesis_id == h.id and c.status not in ("generated", "invalid")
+                    for c in rescored):
+                change["status"] = "dropped"  # nothing of its own was evaluated
             updated.append(h.model_copy(update=change))
         scores = [c.objective_score for c in rescored if c.objective_score is not None]
         usage = ctx.usage(state, started, iterations=1)
@@ -446,6 +450,7 @@ def _candidate_updates(step: PlanStep, rec: ToolRecord, state: CampaignState,
                     "decomposition": row.get("decomposition"),
                     "is_stable": row.get("is_stable"), "energy_scale": row.get("energy_scale"),
                     "cif_path": row.get("relaxed_cif_path"), "iteration": iteration,
+                    "novelty": row.get("novelty") or old.get("novelty"),
                     "mlip": f"{row.get('mlip')} {row.get('mlip_model')} "
                             f"{row.get('mlip_version')}" if row.get("mlip") else None,
                 })

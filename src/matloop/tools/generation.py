@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from matloop.errors import MatloopError
 from matloop.generation import GenerationReport, GenerationRequest, generate_report
+from matloop.generation.matching import novelty_label
 
 
 class GenerateArgs(BaseModel):
@@ -60,15 +61,6 @@ def write_candidates(report: GenerationReport, folder: Path) -> list[str]:
         "method_seconds": report.method_seconds,
     }, indent=2, default=str))
     return paths
-
-
-def novelty_label(assessment: dict[str, Any]) -> str:
-    """``novel`` or ``known: <reference>`` with the level the verdict rests on."""
-    match = assessment["matched_structure"] or assessment["matched_composition"]
-    if match:
-        level = "structure" if assessment["matched_structure"] else "composition"
-        return f"known ({level} match: {match})"
-    return f"novel (checked: {assessment['novelty_basis']})"
 
 
 class RunCandidates:

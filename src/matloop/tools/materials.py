@@ -8,6 +8,7 @@ returns a short JSON summary whose first key is ``status``, and writes full arti
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from pydantic import BaseModel, Field
 from pymatgen.core import Structure
 
 from matloop.errors import MatloopError, StructureInputError
+from matloop.generation.matching import NoveltyIndex, novelty_label
 from matloop.materials.engine import MaterialsEngine, Prediction
 from matloop.materials.references import parse_composition
 from matloop.materials.structures import read_structure, validate_structure
@@ -76,6 +78,15 @@ def _load(spec: str) -> Structure:
     return read_structure(spec)
 
 
+def _stem(spec: str, p: Prediction) -> str:
+    """File stem of a relaxed CIF: the input file's stem, or a hash of the result, so results
+    of different calls never overwrite each other."""
+    path = Path(spec.strip()) if "\n" not in spec and len(spec) < 4096 else None
+    if path is not None and path.suffix:
+        return f"relaxed-{path.stem}"
+    return "relaxed-" + hashlib.sha1((p.relaxed_cif or "").encode()).hexdigest()[:12]
+
+
 def _summary(p: Prediction) -> dict[str, Any]:
     keys = ("status", "message", "formula", "energy_per_atom_ev", "formation_energy_ev_per_atom",
             "e_above_hull_ev_per_atom", "decomposition", "is_stable", "energy_scale",
@@ -93,7 +104,8 @@ def make_materials_tools(engine: MaterialsEngine, *, run_dir: Path | None = None
             return None
         folder = run_dir / "structures"
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{stem}_{p.formula}.cif"
+        name = stem if stem.endswith(f"_{p.formula}") else f"{stem}_{p.formula}"
+        path = folder / f"{name}.cif"
         path.write_text(p.relaxed_cif)
         return str(path)
 
@@ -110,14 +122,15 @@ def make_materials_tools(engine: MaterialsEngine, *, run_dir: Path | None = None
         except MatloopError as exc:
             return error(exc)
         out = _summary(p)
-        if cif := save(p, "relaxed"):
+        if cif := save(p, _stem(structure, p)):
             out["relaxed_cif_path"] = cif
         return json.dumps(out)
 
     def predict_properties(structures: list[str], relax: bool = True,
                            bulk_modulus: bool = False) -> str:
         """Predict energies, formation energies, hull stability (and optionally bulk moduli)
-        for a batch of structures; cached results are reused."""
+        for a batch of structures, and say whether each relaxed structure is novel or a known
+        reference phase; cached results are reused."""
         loaded, problems = [], []
         for i, spec in enumerate(structures):
             try:
@@ -128,9 +141,16 @@ def make_materials_tools(engine: MaterialsEngine, *, run_dir: Path | None = None
                                                                 loaded],
                                relax=relax, bulk_modulus=bulk_modulus) if loaded else []
         rows = []
-        for (i, _), p in zip(loaded, preds, strict=True):
+        indexes: dict[str, NoveltyIndex] = {}
+        for (i, s), p in zip(loaded, preds, strict=True):
             row = {"index": i, **_summary(p)}
-            if cif := save(p, f"{i:03d}"):
+            if p.status == "ok" and p.relaxed_cif:
+                final = _load(p.relaxed_cif)
+                system = final.composition.chemical_system
+                if system not in indexes:
+                    indexes[system] = NoveltyIndex(engine.store, elements=system.split("-"))
+                row["novelty"] = novelty_label(indexes[system].assess(final))
+            if cif := save(p, _stem(structures[i], p)):
                 row["relaxed_cif_path"] = cif
             rows.append(row)
         rows = sorted(rows + problems, key=lambda r: r["index"])
