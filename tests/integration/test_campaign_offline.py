@@ -36,6 +36,11 @@ def test_offline_campaign_ranks_candidates_and_reports(tmp_path) -> None:
         assert c.tool_call_ids and c.mlip and "chgnet" in c.mlip
         assert c.energy_scale and c.cif_path and os.path.isfile(c.cif_path)
         assert set(c.chemical_system.split("-")) <= {"Ba", "Ti", "O"}
+        assert c.novelty and c.novelty.startswith(("novel (", "known ("))
+    assert len({c.cif_path for c in evaluated}) == len(evaluated)  # no file overwritten
+    for h in report.hypotheses:
+        tested = any(c.hypothesis_id == h.id for c in evaluated)
+        assert h.status in (("supported", "refuted") if tested else ("dropped", "rejected"))
     log = [json.loads(x) for x in (run.run_dir / "events.jsonl").read_text().splitlines()]
     tools = [e["tool"] for e in log if e["type"] == "tool_call"]
     assert "generate_candidates" in tools and "predict_properties" in tools

@@ -171,8 +171,8 @@ class OfflineScientist:
             mine = [c for c in candidates if c.hypothesis_id == h.id and c.status == "ok"]
             stable = [c for c in mine if c.is_stable]
             if not mine:
-                lines.append(f"{h.id}: not tested: no new candidate of its own reached "
-                             f"evaluation (none generated, or all repeated earlier ones)")
+                lines.append(f"{h.id}: not tested: none of its own candidates was evaluated "
+                             f"(none generated, all repeated earlier ones, or none converged)")
             elif stable:
                 supported.append(h.id)
                 best = min(stable, key=lambda c: c.e_above_hull_ev_per_atom or 0.0)

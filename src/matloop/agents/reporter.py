@@ -157,8 +157,8 @@ class OfflineReporter:
                     f"candidate within the stability threshold"
                     for h in hypotheses if h.status == "refuted"]
         negative += [f"{h.id} ({h.chemical_system}): {h.statement} — not tested: none of its "
-                     f"candidates reached evaluation (none generated, or all repeated "
-                     f"structures already evaluated for another hypothesis)"
+                     f"candidates was evaluated (none generated, all repeated structures "
+                     f"already evaluated for another hypothesis, or none converged)"
                      for h in hypotheses if h.status == "dropped"]
         negative += [f"{h.id} rejected by the critic: " + "; ".join(
             v["reasoning"] for c in state.get("critiques", []) for v in c.get("verdicts", [])

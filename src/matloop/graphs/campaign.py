@@ -319,8 +319,7 @@ def build_graph(ctx: CampaignContext) -> StateGraph:
             elif h.id in decision.refuted:
                 change["status"] = "refuted"
             elif h.status == "approved" and not any(
-                    c.hypothesis_id == h.id and c.status not in ("generated", "invalid")
-                    for c in rescored):
+                    c.hypothesis_id == h.id and c.status == "ok" for c in rescored):
                 change["status"] = "dropped"  # nothing of its own was evaluated
             updated.append(h.model_copy(update=change))
         scores = [c.objective_score for c in rescored if c.objective_score is not None]
