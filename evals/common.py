@@ -73,11 +73,25 @@ VERSIONED = ("matloop", "torch", "chgnet", "sevenn", "pymatgen", "pyxtal", "lang
              "langchain-core", "chromadb", "sentence-transformers", "scikit-learn", "numpy")
 
 
+def _git_state() -> str:
+    """Commit of the checkout the numbers came from, with '+dirty' for uncommitted changes."""
+    import subprocess
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True,
+                                capture_output=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=REPO, text=True, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return commit + ("+dirty" if dirty.strip() else "")
+
+
 def versions() -> dict[str, str]:
     """Installed versions of the packages behind the numbers (absent ones left out)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    out = {}
+    out = {"matloop_git": _git_state()}
     for name in VERSIONED:
         try:
             out[name] = version(name)
