@@ -58,9 +58,16 @@ def _throughput(d: dict[str, Any]) -> str:
 
 
 def _generation(d: dict[str, Any]) -> str:
-    c = d.get("combined") or {}
-    return (f"SUN {_pct(c.get('sun_rate'))}, stable {_pct(c.get('stable_rate'))}, unique "
-            f"{_pct(c.get('unique_rate'))} of {c.get('total', '-')} candidates")
+    # One run ("combined" at the top) or several named runs (e.g. with and without a
+    # pre-screen), each with its own "combined".
+    runs = d.get("runs") or {"": d}
+    parts = []
+    for name, r in runs.items():
+        c = r.get("combined") or {}
+        parts.append(f"{name + ': ' if name else ''}SUN {_pct(c.get('sun_rate'))}, stable "
+                     f"{_pct(c.get('stable_rate'))}, unique {_pct(c.get('unique_rate'))} of "
+                     f"{c.get('total', '-')}")
+    return "; ".join(parts)
 
 
 def _retrieval(d: dict[str, Any]) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import json
 import pkgutil
+import re
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,8 @@ def test_summary_table_over_the_committed_results() -> None:
     for name, (_, _date, headline, _wall) in got.items():
         assert name in HEADLINES, f"no headline for {name}"
         assert headline != "-" and "unexpected layout" not in headline, (name, headline)
+        # A figure the extractor could not find prints as a lone "-".
+        assert not re.search(r"\s-(?:[,;)]|$)", headline), (name, headline)
     text = table([RESULTS])
     assert text.splitlines()[0].split()[:2] == ["benchmark", "date"]
     assert "evals/hit" in got["rediscovery"][2] and "SUN top-10" in got["campaigns"][2]
