@@ -179,7 +179,10 @@ def check_constraint(name: str, spec: Any, candidate: Any, report: Any) -> bool:
     if name == "bulk_modulus_gpa":
         return _within(_prop(candidate, "bulk_modulus"), spec)
     if name == "synthesis_route":
-        return any(s.candidate_id == candidate.id for s in report.synthesis) == bool(spec)
+        # Analogues are found by composition, so a route covers every polymorph of it.
+        formula_of = {c.id: c.formula for c in report.candidates}
+        has = any(formula_of.get(s.candidate_id) == candidate.formula for s in report.synthesis)
+        return has == bool(spec)
     raise ValueError(f"unknown constraint {name!r}; valid: {', '.join(CONSTRAINTS)}")
 
 

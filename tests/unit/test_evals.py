@@ -133,7 +133,8 @@ def _report() -> DiscoveryReport:
         query="Find lead-free halide perovskites for photovoltaics", summary="",
         candidates=[cand("C1", "CsSnI3", 0.02, True, band_gap_ev=1.3),
                     cand("C2", "CsPbI3", 0.0, True, band_gap_ev=1.5),
-                    cand("C3", "CsGeI3", 0.3, False)],
+                    cand("C3", "CsGeI3", 0.3, False),
+                    cand("C4", "CsSnI3", 0.05, True, band_gap_ev=1.2)],
         synthesis=[SynthesisSuggestion(candidate_id="C1", analog_formula="CsSnBr3")],
         evidence=[EvidenceRef(id="ev-abcd1234", doi="10.1000/xyz", snippet="s", score=1.0,
                               source="recipes")])
@@ -147,12 +148,13 @@ def test_constraints_are_checked_on_every_claimed_candidate() -> None:
         "max_e_above_hull_ev_per_atom": 0.1, "synthesis_route": True,
         "bulk_modulus_gpa": [50.0, None]})
     assert checks["excluded_elements"]["claimed_failing"] == ["C2"]
-    assert checks["excluded_elements"]["top10_fraction"] == pytest.approx(2 / 3, abs=1e-3)
+    assert checks["excluded_elements"]["top10_fraction"] == pytest.approx(3 / 4, abs=1e-3)
     assert checks["required_any_of"]["holds_for_every_claimed"]
     assert checks["band_gap_ev"]["holds_for_every_claimed"]
+    # C4 is another CsSnI3 polymorph: the route found for the composition covers it.
     assert checks["synthesis_route"]["claimed_failing"] == ["C2"]
     # A property never computed does not satisfy its constraint.
-    assert checks["bulk_modulus_gpa"]["claimed_failing"] == ["C1", "C2"]
+    assert checks["bulk_modulus_gpa"]["claimed_failing"] == ["C1", "C2", "C4"]
 
 
 def test_constraint_names_are_validated(tmp_path: Path) -> None:
