@@ -2,10 +2,10 @@
 
     .venv/bin/python -m evals.summary [RESULTS_DIR ...]
 
-Each row: benchmark, date, its headline figures and its wall time; rows from a folder other than
-``evals/results`` are prefixed with the folder's name (``fast/generation``). A file this module does not
-know still gets a row (its date and wall time); a file that is not valid JSON is named with the
-error, so a broken result cannot hide.
+Each row: benchmark, date, its headline figures and its wall time; rows from a folder other
+than ``evals/results`` are prefixed with the folder's name (``fast/generation``). A file this
+module does not know still gets a row (its date and wall time); a file that is not valid JSON
+is named with the error, so a broken result cannot hide.
 """
 
 from __future__ import annotations
