@@ -143,7 +143,8 @@ def prepare_store(system: System, data_dir: Path, store_path: Path) -> dict[str,
     reference_structures = {t: [p.get_structure() for p in starter_phases()
                                 if p.composition.reduced_formula == t] for t in system.targets}
     left = {p.composition.reduced_formula for p in store.phases(system.chemsys.split("-"))}
-    assert not left & set(system.targets), "held-out target still in the store"  # noqa: S101
+    if leaked := left & set(system.targets):
+        raise RuntimeError(f"held-out targets {sorted(leaked)} are still in the store")
     status = store.status()
     store.close()
     return {"mp_formation_ev_per_atom": mp_e_form, "removed_phases": removed,
