@@ -6,8 +6,9 @@ mechanical target, a composition constraint (lead-free) and a synthesis question
 an offline campaign (``Budget(max_evaluations=N, max_iterations=2)``, cells of at most 10 atoms)
 in one data directory under ``evals/results/cache/campaigns/`` that is prepared once:
 
-* reference store: every Materials Project formation energy of the matbench and roost files
-  plus the MP2020 elemental references (hulls on the ``mp2020`` scale);
+* reference store: the MP2020 elemental references and every Materials Project formation
+  energy of the matbench and roost files, converted from the legacy MP corrections to MP2020
+  (``import_references(..., scale="mp-legacy")``), so hulls are on the ``mp2020`` scale;
 * a band-gap surrogate trained on ``experimental/matbench_expt_gap_compositions.csv.gz``
   (composition features, 3-fold CV);
 * a knowledge base of the text-mined solid-state recipes whose target lies in one of the
@@ -89,14 +90,19 @@ def prepare(workdir: Path, data: Path, queries: list[dict[str, Any]], *,
     settings = get_settings()
     done = workdir / "prepared.json"
     state = json.loads(done.read_text()) if done.exists() else {}
-    if state.get("references") != [MATBENCH, ROOST, ELEMENTS]:
+    wanted = [ELEMENTS, f"{MATBENCH} (mp-legacy)", f"{ROOST} (mp-legacy)"]
+    if state.get("references") != wanted:
         t0 = time.perf_counter()
+        for leftover in settings.reference_path.parent.glob(settings.reference_path.name + "*"):
+            leftover.unlink()
         store = ReferenceStore(settings.reference_path)
-        for name in (MATBENCH, ROOST, ELEMENTS):
-            import_references(store, data / name)
+        # Elements first: converting the legacy-MP files to MP2020 needs their DFT energies.
+        import_references(store, data / ELEMENTS)
+        for name in (MATBENCH, ROOST):
+            import_references(store, data / name, scale="mp-legacy")
         store.ensure_starter_library()
         store.close()
-        state["references"] = [MATBENCH, ROOST, ELEMENTS]
+        state["references"] = wanted
         notes["references_seconds"] = round(time.perf_counter() - t0, 1)
     if state.get("band_gap") != GAP_DATA:
         from matloop.surrogates.training import train_surrogate
