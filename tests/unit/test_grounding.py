@@ -130,3 +130,13 @@ def test_list_items_are_checked_whole() -> None:
                                 FACTS, part="next_steps")
     assert kept == ["Relax the 20 candidates with DFT"]
     assert removed[0].text == "Measure 42 samples"
+
+
+def test_shortened_snippets_never_split_a_number() -> None:
+    from matloop.reports import shorten
+
+    text = "The sample was annealed at 1273 K and the lattice constant a = 7.988 Å was measured"
+    cut = shorten(text, 67)  # a plain cut would end in "7.98"
+    assert cut.endswith(" …") and "7.98 " not in cut + " " and len(cut) <= 69
+    assert all(tok in text.split() for tok in cut[:-2].split())
+    assert shorten("short  text", 50) == "short text"

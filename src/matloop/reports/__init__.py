@@ -15,6 +15,16 @@ from matloop.schemas import SCHEMA_VERSION, DiscoveryReport
 FORMATS = ("html", "md", "json")
 
 
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut at a word boundary within ``limit`` characters, with an ellipsis; a cut
+    never splits a number or a DOI, so what is shown can still be checked against its source."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    return (head.rsplit(" ", 1)[0] if " " in head else head) + " …"
+
+
 def to_markdown(report: DiscoveryReport) -> str:
     """A readable Markdown rendering of the report."""
     lines = [f"# Discovery report: {report.query}", "",
@@ -56,7 +66,7 @@ def to_markdown(report: DiscoveryReport) -> str:
         lines += ["", "## Evidence", ""]
         for e in report.evidence:
             doi = f" [doi:{e.doi}](https://doi.org/{e.doi})" if e.doi else ""
-            lines.append(f"- `{e.id}` {e.title or ''}{doi}: {e.snippet[:200]}")
+            lines.append(f"- `{e.id}` {e.title or ''}{doi}: {shorten(e.snippet, 200)}")
     if report.synthesis:
         lines += ["", "## Synthesis suggestions", ""]
         for s in report.synthesis:

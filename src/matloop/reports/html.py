@@ -14,6 +14,7 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
+from matloop.reports import shorten
 from matloop.reports.plots import Plot
 from matloop.schemas import CandidateResult, DiscoveryReport
 
@@ -285,7 +286,8 @@ def _evidence(r: DiscoveryReport) -> str:
     return "<ul>" + "".join(
         f"<li><code>{e(x.id)}</code> <strong>{e(x.title or '')}</strong> {doi_link(x.doi)}"
         f" <span class='muted'>({e(x.source)}, score {x.score:.3f})</span><br>"
-        f"<span class='muted'>{e(x.snippet[:300])}</span></li>" for x in r.evidence) + "</ul>"
+        f"<span class='muted'>{e(shorten(x.snippet, 300))}</span></li>"
+        for x in r.evidence) + "</ul>"
 
 
 def _synthesis(r: DiscoveryReport) -> str:
