@@ -87,6 +87,10 @@ class OfflineReporter:
                  f"within the stability threshold"]
         if objective is not None:
             parts[0] += f" ({objective.stability_threshold_ev_per_atom:g} eV/atom)"
+        known = [c for c in stable if (c.novelty or "").startswith("known")]
+        if known:
+            parts[0] += (f", of which {len(known)} match known reference phases ("
+                         + ", ".join(dict.fromkeys(c.formula for c in known)) + ")")
         if meeting:
             parts.append(f"{len(meeting)} meet every evaluated target")
         if usable:
