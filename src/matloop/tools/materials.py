@@ -145,11 +145,15 @@ def make_materials_tools(engine: MaterialsEngine, *, run_dir: Path | None = None
         for (i, s), p in zip(loaded, preds, strict=True):
             row = {"index": i, **_summary(p)}
             if p.status == "ok" and p.relaxed_cif:
-                final = _load(p.relaxed_cif)
-                system = final.composition.chemical_system
-                if system not in indexes:
-                    indexes[system] = NoveltyIndex(engine.store, elements=system.split("-"))
-                row["novelty"] = novelty_label(indexes[system].assess(final))
+                try:
+                    final = _load(p.relaxed_cif)
+                except MatloopError as exc:  # a relaxed cell that fails validation
+                    row["novelty_error"] = str(exc)
+                else:
+                    system = final.composition.chemical_system
+                    if system not in indexes:
+                        indexes[system] = NoveltyIndex(engine.store, elements=system.split("-"))
+                    row["novelty"] = novelty_label(indexes[system].assess(final))
             if cif := save(p, _stem(structures[i], p)):
                 row["relaxed_cif_path"] = cif
             rows.append(row)
