@@ -303,7 +303,8 @@ class OfflinePlanner:
             1, len(hypotheses))
         wants_bulk = any(t.name == "bulk_modulus" for t in objective.property_targets)
         reserve = 3 * len(hypotheses) if wants_bulk else 0
-        share = max(1, (budget - reserve) // max(1, len(hypotheses))) if hypotheses else 0
+        # At most 100 per hypothesis: the generation tool takes n <= 100.
+        share = min(100, max(1, (budget - reserve) // max(1, len(hypotheses)))) if hypotheses else 0
         n_step = 0
         notes = []
 
