@@ -44,13 +44,13 @@ from pathlib import Path
 from typing import Any
 
 from evals.common import (
-    DEFAULT_DATA,
     ELEMENTS,
     MATBENCH,
     REPO,
     RESULTS,
     ROOST,
     PeakMemory,
+    parse_benchmark_args,
     cache_entries,
     write_json,
 )
@@ -293,11 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=WORKDIR,
                         help="data directory prepared once and reused")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args(argv)
-    if not (args.data / MATBENCH).exists():
-        print(f"data not found under {args.data}; pass --data", file=sys.stderr)
+    args = parse_benchmark_args(parser, argv)
+    if args is None:
         return 2
     queries = load_queries()
     if args.queries:

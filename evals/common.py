@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import platform
+import sys
 import threading
 import time
 from pathlib import Path
@@ -124,33 +126,35 @@ def write_json(name: str, payload: dict[str, Any], out: Path | None = None) -> P
     return path
 
 
-def elemental_dft_energies(phases: list[Any]) -> dict[str, float]:
-    """Energy per atom (eV/atom) of each single-element phase, lowest per element."""
-    out: dict[str, float] = {}
-    for p in phases:
-        comp = p.composition
-        if len(comp.elements) == 1:
-            el = comp.elements[0].symbol
-            out[el] = min(out.get(el, float("inf")), float(p.energy_ev_per_atom))
-    return out
+def mp_formation_energies(data_dir: Path, *, chemsys: set[str] | None = None,
+                          formulas: set[str] | None = None) -> dict[str, float]:
+    """Lowest MP formation energy (eV/atom) per reduced formula of the matbench and roost files,
+    put on the MP2020 scale; only formulas of the ``chemsys`` systems, or in ``formulas``.
 
+    The matbench (MP 2018) and roost (MP 2019) files are on the legacy MP correction scheme;
+    their values are converted here (see
+    ``matloop.materials.energy_scale.legacy_mp_shift_ev_per_atom``), the scale of CHGNet and
+    of the 2023 elemental entries. Without it Br, I, Se and Te compounds sit 0.15-0.3 eV/atom
+    too high and sulfides and Fe/Co oxides 0.1-0.2 eV/atom too low against MLIP energies.
+    """
+    from matloop.materials.references import lowest_elemental_energies, read_computed_entries_json
 
-def mp_ground_states(data_dir: Path, formulas: set[str]) -> dict[str, float]:
-    """Lowest MP formation energy (eV/atom, MP2020 scale) of each reduced formula asked for."""
-    from matloop.materials.references import read_computed_entries_json
-
-    mu = elemental_dft_energies(list(read_computed_entries_json(data_dir / ELEMENTS)))
     best: dict[str, float] = {}
     for name, fcol, ecol in ((MATBENCH, "formula", "target"),
                              (ROOST, "composition", "formation_energy_per_atom")):
+        # keep_default_na=False: the formula "NaN" (sodium nitride) must stay a string.
         df = pd.read_csv(data_dir / name, keep_default_na=False)
+        if chemsys is not None:
+            systems = df[fcol].str.findall(r"[A-Z][a-z]?").map(lambda e: "-".join(sorted(set(e))))
+            df = df[systems.isin(chemsys)]
         for formula, energy in zip(df[fcol], df[ecol], strict=True):
             try:
                 key = Composition(formula).reduced_formula
             except Exception:  # noqa: BLE001 - a few rows are not formulas
                 continue
-            if key in formulas:
+            if formulas is None or key in formulas:
                 best[key] = min(best.get(key, float("inf")), float(energy))
+    mu = lowest_elemental_energies(read_computed_entries_json(data_dir / ELEMENTS))
     return {k: v + legacy_mp_shift_ev_per_atom(k, mu) for k, v in best.items()}
 
 
@@ -160,38 +164,31 @@ def _sub_systems(systems: list[str]) -> set[str]:
 
 
 def load_mp_phases(data_dir: Path, systems: list[str]) -> list[Any]:
-    """MP formation energies (union, lowest per formula) and elemental entries in ``systems``.
-
-    The matbench (MP 2018) and roost (MP 2019) files are on the legacy MP correction scheme;
-    their values are converted to the MP2020 scale here (see
-    ``matloop.materials.energy_scale.legacy_mp_shift_ev_per_atom``), the scale of CHGNet and
-    of the 2023 elemental entries. Without it Br, I, Se and Te compounds sit 0.15-0.3 eV/atom
-    too high and sulfides and Fe/Co oxides 0.1-0.2 eV/atom too low against MLIP energies.
-    """
+    """MP formation energies (MP2020 scale, see :func:`mp_formation_energies`) and MP2020
+    elemental entries of ``systems`` and their sub-systems, as reference phases."""
     from matloop.materials.references import ReferencePhase, read_computed_entries_json
 
-    allowed = _sub_systems(systems)
-    elemental = list(read_computed_entries_json(data_dir / ELEMENTS, source="mp-elements"))
-    frames = []
-    for name, fcol, ecol in ((MATBENCH, "formula", "target"),
-                             (ROOST, "composition", "formation_energy_per_atom")):
-        # keep_default_na=False: the formula "NaN" (sodium nitride) must stay a string.
-        df = pd.read_csv(data_dir / name, keep_default_na=False)
-        chemsys = df[fcol].str.findall(r"[A-Z][a-z]?").map(lambda e: "-".join(sorted(set(e))))
-        df = df[chemsys.isin(allowed)]
-        frames.append(pd.DataFrame({
-            "rf": [Composition(f).reduced_formula for f in df[fcol]],
-            "e": df[ecol].astype(float).to_numpy()}))
-    union = pd.concat(frames).groupby("rf", as_index=False)["e"].min()
-    mu = elemental_dft_energies(elemental)
-    phases = [ReferencePhase(source="mp-e-form", source_id=row.rf, formula=row.rf,
-                             energy_ev_per_atom=float(row.e) + legacy_mp_shift_ev_per_atom(
-                                 row.rf, mu), energy_kind="formation", energy_scale="mp2020",
+    energies = mp_formation_energies(data_dir, chemsys=_sub_systems(systems))
+    phases = [ReferencePhase(source="mp-e-form", source_id=rf, formula=rf,
+                             energy_ev_per_atom=e, energy_kind="formation", energy_scale="mp2020",
                              meta={"converted_from": "mp-legacy"})
-              for row in union.itertuples()]
+              for rf, e in sorted(energies.items())]
     elements = {e for s in systems for e in s.split("-")}
-    for p in elemental:
+    for p in read_computed_entries_json(data_dir / ELEMENTS, source="mp-elements"):
         comp = p.composition
         if len(comp.elements) == 1 and comp.elements[0].symbol in elements:
             phases.append(p)
     return phases
+
+
+def parse_benchmark_args(parser: argparse.ArgumentParser,
+                         argv: list[str] | None) -> argparse.Namespace | None:
+    """Add ``--data`` and ``--out``, parse, and return None (having said why) when the shared
+    MP data is not under ``--data``."""
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    if not (args.data / MATBENCH).exists():
+        print(f"data not found under {args.data}; pass --data", file=sys.stderr)
+        return None
+    return args

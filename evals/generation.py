@@ -27,7 +27,6 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 import warnings
@@ -35,11 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from evals.common import (
-    DEFAULT_DATA,
-    MATBENCH,
     RESULTS,
     PeakMemory,
     load_mp_phases,
+    parse_benchmark_args,
     write_json,
 )
 
@@ -185,11 +183,8 @@ def main(argv: list[str] | None = None) -> int:
                              "of each method; K > 1 generates K times as many and relaxes the "
                              "--per-method lowest by single-point E_hull (default: 1 3)")
     parser.add_argument("--torch-threads", type=int, default=1)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args(argv)
-    if not (args.data / MATBENCH).exists():
-        print(f"data not found under {args.data}; pass --data", file=sys.stderr)
+    args = parse_benchmark_args(parser, argv)
+    if args is None:
         return 2
     if args.systems:
         names = ["-".join(sorted(s.strip().split("-"))) for s in args.systems.split(",")]

@@ -25,11 +25,10 @@ from pathlib import Path
 
 from pymatgen.core import Composition
 
-from evals.common import DEFAULT_DATA, RESULTS, mp_ground_states, write_json
+from evals.common import DEFAULT_DATA, RESULTS, mp_formation_energies, write_json
 from matloop.materials.cache import EvaluationCache
 from matloop.materials.energy_scale import mp2020_correction_ev, to_mp2020_energy_per_atom
 from matloop.materials.evaluation import Evaluator
-from matloop.materials.mlip import RelaxResult
 from matloop.materials.references import (
     build_starter_structure,
     starter_entries,
@@ -69,8 +68,8 @@ def main(argv: list[str] | None = None) -> dict:
         if len(s) <= args.max_atoms and wanted:
             entries.append(entry)
             structures.append(s)
-    mp = mp_ground_states(args.data_dir, {Composition(e["formula"]).reduced_formula
-                                          for e in entries})
+    mp = mp_formation_energies(args.data_dir, formulas={
+        Composition(e["formula"]).reduced_formula for e in entries})
     mu_mp = mp_elemental_energies(args.data_dir)
     cache = EvaluationCache(args.cache)
     report: dict = {"backends": {}, "max_atoms": args.max_atoms,

@@ -51,13 +51,12 @@ from pathlib import Path
 from typing import Any
 
 from evals.common import (
-    DEFAULT_DATA,
     cache_entries,
-    MATBENCH,
     REPO,
     RESULTS,
     PeakMemory,
     load_mp_phases,
+    parse_benchmark_args,
     write_json,
 )
 
@@ -343,11 +342,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="optimiser steps per relaxation (not converged: not a hit)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--systems-file", type=Path, default=SYSTEMS_FILE)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args(argv)
-    if not (args.data / MATBENCH).exists():
-        print(f"data not found under {args.data}; pass --data", file=sys.stderr)
+    args = parse_benchmark_args(parser, argv)
+    if args is None:
         return 2
     approaches = tuple(a.strip() for a in args.approaches.split(","))
     if unknown := set(approaches) - set(APPROACHES):

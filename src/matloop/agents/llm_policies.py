@@ -152,7 +152,7 @@ class LLMCritic:
             Critique, prompt("critic"),
             f"Objective:\n{objective.model_dump_json()}\n\nHypotheses to review:\n" +
             "\n".join(h.model_dump_json() for h in hypotheses) +
-            f"\n\nAlready tested:\n" + "\n".join(f"{h.id} {h.chemical_system} ({h.status})"
+            "\n\nAlready tested:\n" + "\n".join(f"{h.id} {h.chemical_system} ({h.status})"
                                                   for h in prior) +
             f"\n\nMLIP evaluations left: {remaining_evaluations}. Review with subject "
             f"'hypotheses' and one verdict per hypothesis id.", role="critic")

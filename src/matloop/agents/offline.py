@@ -16,7 +16,6 @@ from matloop.agents.chemistry import (
     mixed_systems,
     perovskite_systems,
     seed_compounds,
-    similar_cations,
 )
 from matloop.agents.query_parser import anion_options, parse_query, structure_hints
 from matloop.schemas import (

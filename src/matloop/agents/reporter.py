@@ -329,8 +329,8 @@ def _facts_for_prompt(report: DiscoveryReport, state: dict[str, Any]) -> str:
             f"Hull reference phases ({report.methods.get('hull_energy_scale')}):\n{refs}\n\n"
             f"Synthesis analogues:\n{synth}\n\nEvidence:\n"
             f"{evidence_block(state.get('evidence', []))}\n\n"
-            f"Limitations already listed:\n" + "\n".join(report.limitations) + "\n\n"
-            f"Next steps already listed:\n" + "\n".join(report.next_steps) + "\n\n"
+            "Limitations already listed:\n" + "\n".join(report.limitations) + "\n\n"
+            "Next steps already listed:\n" + "\n".join(report.next_steps) + "\n\n"
             f"Usage: {report.usage.model_dump_json()}\n\nWrite the discussion, the summary and "
             f"any further next steps. Use only the numbers, DOIs and evidence ids above, "
             f"copied exactly.")

@@ -424,15 +424,22 @@ def read_cif_folder(path: str | Path, *, source: str | None = None) -> Iterator[
         )
 
 
+def lowest_elemental_energies(phases: Iterable[ReferencePhase]) -> dict[str, float]:
+    """Lowest energy per atom (eV/atom) of each single-element phase among ``phases``."""
+    out: dict[str, float] = {}
+    for p in phases:
+        comp = p.composition
+        if len(comp.elements) == 1 and p.energy_ev_per_atom is not None:
+            el = comp.elements[0].symbol
+            out[el] = min(out.get(el, float("inf")), float(p.energy_ev_per_atom))
+    return out
+
+
 def elemental_dft_energies(store: ReferenceStore, elements: Iterable[str]) -> dict[str, float]:
     """Lowest MP2020-scale total energy per atom (eV/atom) of each element the store holds."""
-    out: dict[str, float] = {}
-    for el in elements:
-        for p in store.phases([el], energy_kind="total", energy_scale="mp2020"):
-            if p.energy_ev_per_atom is not None and (
-                    el not in out or p.energy_ev_per_atom < out[el]):
-                out[el] = p.energy_ev_per_atom
-    return out
+    return lowest_elemental_energies(
+        p for el in elements
+        for p in store.phases([el], energy_kind="total", energy_scale="mp2020"))
 
 
 def import_references(store: ReferenceStore, path: str | Path, *, scale: str = "mp2020") -> int:
