@@ -71,9 +71,9 @@ def prescreen(candidates: Sequence[Candidate], engine: Any, *, keep: int,
             taken[group] = taken.get(group, 0) + 1
             kept_ids.add(c.id)
     kept = [scored[i][0] for i in order if scored[i][0].id in kept_ids]
+    score = {c.id: e for c, e in scored}
     for c in kept:
-        c.provenance["prescreen_e_above_hull_unrelaxed_ev_per_atom"] = next(
-            e for cc, e in scored if cc.id == c.id)
+        c.provenance["prescreen_e_above_hull_unrelaxed_ev_per_atom"] = score[c.id]
     return ScreenResult(
         kept=kept, seconds=round(seconds, 3), mlip=engine.mlip_label,
         scores=[ScreenScore(id=c.id, formula=c.formula, method=c.method,

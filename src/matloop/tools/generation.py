@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from matloop.errors import MatloopError
 from matloop.generation import GenerationReport, GenerationRequest, generate_report
-from matloop.generation.matching import novelty_label
+from matloop.generation.matching import NoveltyIndex, UniqueIndex, novelty_label
 
 
 class GenerateArgs(BaseModel):
@@ -72,8 +72,6 @@ class RunCandidates:
     """
 
     def __init__(self, folder: Path | None) -> None:
-        from matloop.generation.matching import UniqueIndex
-
         self.index = UniqueIndex()
         self.ids: list[str] = []
         if folder is not None and folder.is_dir():
@@ -157,8 +155,6 @@ def make_generation_tools(engine: Any, *, run_dir: Path | None = None, chat_mode
             return json.dumps({"status": "error", "message": str(exc)})
         except ValueError as exc:  # pydantic validation of the arguments
             return json.dumps({"status": "error", "message": str(exc).splitlines()[0]})
-        from matloop.generation.matching import NoveltyIndex
-
         if not memory:
             memory.append(RunCandidates(folder))
         repeats = []

@@ -81,9 +81,8 @@ def _load(spec: str) -> Structure:
 def _stem(spec: str, p: Prediction) -> str:
     """File stem of a relaxed CIF: the input file's stem, or a hash of the result, so results
     of different calls never overwrite each other."""
-    path = Path(spec.strip()) if "\n" not in spec and len(spec) < 4096 else None
-    if path is not None and path.suffix:
-        return f"relaxed-{path.stem}"
+    if "\n" not in spec:  # a file path (CIF text always has several lines)
+        return f"relaxed-{Path(spec.strip()).stem}"
     return "relaxed-" + hashlib.sha1((p.relaxed_cif or "").encode()).hexdigest()[:12]
 
 
