@@ -38,3 +38,11 @@ class ReferenceDataError(MatloopError):
 
 class RelaxationError(MatloopError):
     """A relaxation diverged or produced an unphysical result."""
+
+
+class FileAccessError(MatloopError):
+    """A path outside the folders matloop may read, or one it must not read (hidden, too big)."""
+
+
+class StructureTooLargeError(StructureInputError):
+    """A structure file or text larger than the size limit for structures."""

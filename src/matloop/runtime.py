@@ -15,19 +15,74 @@ from pydantic import BaseModel, Field
 
 from matloop.schemas import Usage
 
-_SECRET = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|(?<![A-Za-z0-9])[A-Za-z0-9]{32,}(?![A-Za-z0-9]))")
-_SECRET_KEYS = ("api_key", "apikey", "token", "secret", "password", "authorization")
+#: Credential-looking values: OpenAI/Anthropic keys (sk-..., sk-ant-...), bearer tokens, AWS
+#: and Google keys, and runs of 32+ letters and digits (Materials Project API keys, hex
+#: secrets, the token part of hf_/ghp_ tokens).
+_SECRET = re.compile(
+    r"(?<![A-Za-z0-9])sk-[A-Za-z0-9_\-]{8,}"
+    r"|(?i:\bbearer\s+)[A-Za-z0-9._~+/=\-]{8,}"
+    r"|\bAKIA[0-9A-Z]{16}\b"
+    r"|\bAIza[0-9A-Za-z_\-]{35}"
+    r"|(?<![A-Za-z0-9])[A-Za-z0-9]{32,}(?![A-Za-z0-9])")
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/?#@\s]+@")
+_URL_SECRET_PARAM = re.compile(
+    r"(?i)([?&;](?:api[_\-]?key|apikey|key|token|access[_\-]?token|auth|authorization|"
+    r"password|passwd|secret|client[_\-]?secret|sig|signature)=)[^&#;\s]+")
+#: Key words that mark a value as a credential (keys are compared in lower case, with runs of
+#: other characters read as "_").
+_SECRET_WORDS = ("password", "passwd", "passphrase", "secret", "authorization", "credential",
+                 "private_key", "cookie")
+#: Keys ending in "_token" that name a vocabulary entry of a tokenizer, not a credential.
+_TOKENIZER_KEYS = frozenset({"eos_token", "bos_token", "pad_token", "unk_token", "sep_token",
+                             "cls_token", "mask_token", "stop_token"})
+
+
+def is_secret_key(key: object) -> bool:
+    """Whether a mapping key names a credential.
+
+    ``api_key``, ``OPENAI_API_KEY``, ``apikey``, ``password``, ``client_secret``,
+    ``Authorization``, ``token``, ``access_token``, ``refresh_token``, ``X-Matloop-Token``
+    are; counters such as ``input_tokens``, ``output_tokens``, ``max_tokens`` and
+    tokenizer entries such as ``eos_token`` are not.
+    """
+    k = re.sub(r"[^a-z0-9]+", "_", str(key).lower()).strip("_")
+    if k.endswith(("api_key", "apikey")) or any(word in k for word in _SECRET_WORDS):
+        return True
+    return (k == "token" or k.endswith("_token")) and k not in _TOKENIZER_KEYS
+
+
+def strip_url_credentials(url: str) -> str:
+    """``url`` without a ``user:password@`` part or credential query parameters.
+
+    ``https://user:pass@host/v1?api_key=abc&x=1`` becomes
+    ``https://[redacted]@host/v1?api_key=[redacted]&x=1``; a URL without credentials is
+    returned unchanged.
+    """
+    url = _URL_USERINFO.sub(r"\1[redacted]@", url)
+    return _URL_SECRET_PARAM.sub(r"\1[redacted]", url)
+
+
+def scrub_text(text: str) -> str:
+    """``text`` with credentials in URLs and credential-looking values replaced."""
+    return _SECRET.sub("[redacted]", strip_url_credentials(text))
 
 
 def scrub(value: Any) -> Any:
-    """Remove credentials from anything that goes into logs, events or reports."""
+    """Remove credentials from anything that goes into logs, events, configs or reports.
+
+    Mappings lose the values of credential keys (:func:`is_secret_key`), strings lose
+    credential-looking parts (:func:`scrub_text`); lists, tuples and sets are scrubbed item
+    by item and pydantic models as their JSON dump. Numbers, booleans and None pass through.
+    """
+    if isinstance(value, BaseModel):
+        return scrub(value.model_dump(mode="json"))
     if isinstance(value, dict):
-        return {k: ("[redacted]" if any(s in str(k).lower() for s in _SECRET_KEYS) else scrub(v))
+        return {k: ("[redacted]" if is_secret_key(k) and v not in (None, "") else scrub(v))
                 for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, list | tuple | set | frozenset):
         return [scrub(v) for v in value]
     if isinstance(value, str):
-        return _SECRET.sub("[redacted]", value)
+        return scrub_text(value)
     return value
 
 
@@ -52,7 +107,7 @@ class EventLog:
                  **scrub(fields)}
         if self.path is not None:
             with self._lock, self.path.open("a") as handle:
-                handle.write(json.dumps(event, default=str) + "\n")
+                handle.write(json.dumps(event, default=lambda o: scrub_text(str(o))) + "\n")
         for listener in self._listeners:
             listener(event)
         return event["id"]

@@ -15,6 +15,7 @@ __all__ = [
     "KnowledgeBase",
     "MaterialCard",
     "SynthesisAnalog",
+    "format_analogs_for_prompt",
     "format_evidence_for_prompt",
     "material_card",
 ]
@@ -22,12 +23,17 @@ __all__ = [
 if TYPE_CHECKING:
     from matloop.knowledge.analogs import SynthesisAnalog
     from matloop.knowledge.cards import MaterialCard, material_card
-    from matloop.knowledge.evidence import Evidence, format_evidence_for_prompt
+    from matloop.knowledge.evidence import (
+        Evidence,
+        format_analogs_for_prompt,
+        format_evidence_for_prompt,
+    )
     from matloop.knowledge.store import KnowledgeBase
 
 _WHERE = {
     "Evidence": "matloop.knowledge.evidence",
     "format_evidence_for_prompt": "matloop.knowledge.evidence",
+    "format_analogs_for_prompt": "matloop.knowledge.evidence",
     "KnowledgeBase": "matloop.knowledge.store",
     "MaterialCard": "matloop.knowledge.cards",
     "material_card": "matloop.knowledge.cards",

@@ -79,14 +79,40 @@ class Document(BaseModel):
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
+#: DOI syntax accepted: ``10.<registrant>/<suffix>``, the registrant digits (with optional
+#: ``.``-separated sub-codes), the suffix from Crossref's recommended character set
+#: (``-._;()/:``, letters, digits), which covers nearly all registered DOIs. Anything else
+#: (quotes, angle brackets, spaces, brackets) could break out of a link or markup and is dropped.
+DOI_PATTERN = re.compile(r"^10\.\d+(?:\.\d+)*/[-._;()/:a-z0-9]+$")
+_NO_DOI = frozenset({"", "n/a", "na", "none", "null", "nan", "-", "--"})
+
+
 def normalise_doi(value: Any) -> str | None:
-    """DOI in lower case without resolver prefix, or None."""
+    """DOI in lower case without resolver prefix, or None when it is not a valid DOI.
+
+    Resolver prefixes (``https://doi.org/``, ``doi:``) and trailing ``.,;`` are removed; the
+    rest must match :data:`DOI_PATTERN`.
+    """
     if value is None:
         return None
     text = str(value).strip()
     text = re.sub(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", "", text, flags=re.IGNORECASE)
     text = text.strip().rstrip(".,;").lower()
-    return text if text.startswith("10.") and "/" in text else None
+    return text if len(text) <= 300 and DOI_PATTERN.match(text) else None
+
+
+def invalid_doi_note(value: Any, origin: str) -> IngestProblem | None:
+    """A note that a record's DOI field was dropped because it is not a valid DOI.
+
+    None when the field is empty, a placeholder (n/a, none, ...) or a valid DOI. The note does
+    not quote the value (it may be markup).
+    """
+    if value is None or str(value).strip().lower() in _NO_DOI or normalise_doi(value):
+        return None
+    return IngestProblem(origin=origin, message=f"{_where(origin)}: DOI field is not a valid "
+                                                "DOI; the record was indexed without it",
+                         hint="a DOI looks like 10.1234/abc-5(6); quotes, spaces and angle "
+                              "brackets are not allowed")
 
 
 def _year(value: Any) -> int | None:
@@ -290,6 +316,8 @@ def papers_from_records(path: Path) -> Iterator[Document | IngestProblem]:
                                 hint="each paper needs a title and an abstract")
             continue
         doi = normalise_doi(_get(row, "doi"))
+        if note := invalid_doi_note(_get(row, "doi"), origin):
+            yield note
         yield Document(
             id=_paper_id("papers", doi, _get(row, "id"), title, abstract), kind="papers",
             text=f"{title}\n\n{abstract}", title=title, doi=doi,
@@ -313,6 +341,8 @@ def abstracts_from_records(path: Path) -> Iterator[Document | IngestProblem]:
             continue
         title = _clean(_get(row, "title")) or None
         doi = normalise_doi(_get(row, "doi"))
+        if note := invalid_doi_note(_get(row, "doi"), origin):
+            yield note
         extra: dict[str, str | int | float | bool] = {}
         if (tt := _clean(_get(row, "text_type"))):
             extra["text_type"] = tt
@@ -361,6 +391,8 @@ def bibtex_documents(path: Path) -> Iterator[Document | IngestProblem]:
                                 hint="add an abstract field; only entries with one are indexed")
             continue
         doi = normalise_doi(entry.get("doi"))
+        if note := invalid_doi_note(entry.get("doi"), origin):
+            yield note
         doc_id = f"doi:{doi}" if doi else f"bibtex:{key}"
         yield Document(id=doc_id, kind="bibtex", text=f"{title}\n\n{abstract}" if title
                        else abstract, title=title or None, doi=doi, year=_year(entry.get("year")),
@@ -396,7 +428,10 @@ def pdf_document(path: Path) -> Document:
     title = _clean(meta_title) or first_line[:200]
     match = _DOI.search(text)
     doi = normalise_doi(match.group(1)) if match else None
-    return Document(id=f"doi:{doi}" if doi else f"pdf:{path.name}", kind="pdf", text=text,
+    # Without a DOI the id is a hash of the extracted text: the same PDF under another name or
+    # folder is the same document, and two different PDFs named paper.pdf are not.
+    digest = hashlib.sha256(text.encode("utf-8", errors="replace")).hexdigest()[:16]
+    return Document(id=f"doi:{doi}" if doi else f"pdf:{digest}", kind="pdf", text=text,
                     title=title, doi=doi, origin=str(path), origin_file=str(path))
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -88,3 +89,64 @@ def format_evidence_for_prompt(evidences: Iterable[Evidence], *, max_chars: int 
     if len(blocks) == 1:
         blocks.append("(no evidence retrieved)")
     return "\n\n".join(blocks)
+
+
+ANALOG_FIELDS = ("precursors", "temperatures", "times", "atmosphere", "steps")
+
+
+def _as_mapping(analog: object) -> dict[str, Any]:
+    if isinstance(analog, BaseModel):
+        return analog.model_dump(mode="json")
+    if isinstance(analog, Mapping):
+        return dict(analog)
+    raise TypeError(f"expected a synthesis analog (model or mapping), got "
+                    f"{type(analog).__name__}")
+
+
+def _listed(value: Any, limit: int = 12) -> str:
+    if value is None or value == "":
+        return ""
+    items = value if isinstance(value, list | tuple) else [value]
+    return ", ".join(str(v) for v in items[:limit])
+
+
+def analog_evidence(analog: object, *, index: int = 0) -> Evidence:
+    """A synthesis analogue as an :class:`Evidence` passage (its fields as plain text).
+
+    Accepts a :class:`~matloop.knowledge.analogs.SynthesisAnalog`, a row of the
+    ``find_synthesis_analogs`` tool result or a report's ``SynthesisSuggestion``. The id is
+    the analogue's ``evidence_id`` when it has one, else ``analog-<index>``.
+    """
+    a = _as_mapping(analog)
+    formula = str(a.get("analog_formula") or "?")
+    lines = [f"Known synthesis of {formula}"
+             + (f" ({a['synthesis_type']})" if a.get("synthesis_type") else "")
+             + (f", for candidate {a['candidate_id']}" if a.get("candidate_id") else "") + "."]
+    if a.get("similarity") is not None:
+        lines.append(f"Composition similarity: {a['similarity']}"
+                     + (f" (substitutions {_listed(a.get('substitutions'))})"
+                        if a.get("substitutions") else "") + ".")
+    for key in ANALOG_FIELDS:
+        if text := _listed(a.get(key)):
+            lines.append(f"{key.capitalize()}: {text}.")
+    if a.get("max_temperature_c") is not None:
+        lines.append(f"Highest heating temperature: {a['max_temperature_c']} °C.")
+    doi = a.get("doi")
+    return Evidence(id=str(a.get("evidence_id") or f"analog-{index}"),
+                    doi=str(doi) if doi else None, title=f"Synthesis of {formula}",
+                    snippet="\n".join(lines), score=float(a.get("similarity") or 0.0),
+                    source="recipes", document_id=(f"recipe:{a['recipe_id']}"
+                                                   if a.get("recipe_id") else None))
+
+
+def format_analogs_for_prompt(analogs: Iterable[object], *, max_chars: int = 1500) -> str:
+    """Format synthesis analogues for a prompt or a chat tool message as untrusted data.
+
+    Each analogue becomes one ``<evidence id=... source="recipes">`` block (via
+    :func:`analog_evidence` and :func:`format_evidence_for_prompt`), so recipe fields mined
+    from papers (precursors, steps, atmospheres, titles) are escaped and delimited exactly as
+    retrieved passages are, under the same untrusted-data header.
+    """
+    return format_evidence_for_prompt(
+        [analog_evidence(a, index=i) for i, a in enumerate(analogs, start=1)],
+        max_chars=max_chars)

@@ -9,6 +9,7 @@ operations ``[{type, token, T, time, atmosphere, media, device}]``, paragraph_sn
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import sqlite3
@@ -24,6 +25,7 @@ from matloop.knowledge.documents import (
     Document,
     IngestProblem,
     KnowledgeInputError,
+    invalid_doi_note,
     iter_records,
     normalise_doi,
     require_columns,
@@ -180,16 +182,27 @@ def recipe_from_record(row: dict[str, Any]) -> Recipe:
                                  temperature=_opt(op.get("T")), time=_opt(op.get("time")),
                                  atmosphere=_opt(op.get("atmosphere")),
                                  media=_opt(op.get("media"))))
+    recipe = Recipe(id="", doi=normalise_doi(row.get("doi")),
+                    synthesis_type=str(row.get("synthesis_type") or ""),
+                    target_formula=str(target).strip(), targets=[str(t) for t in targets],
+                    canonical_formula=canon, precursors=[str(p).strip() for p in precursors],
+                    reaction=str(row.get("reaction") or ""), operations=ops,
+                    snippet=str(row.get("paragraph_snippet") or ""))
     rid = row.get("id")
-    if rid in (None, ""):
-        rid = canon or str(target)
-        rid = f"{rid}-{abs(hash((str(target), tuple(precursors), row.get('doi')))) % 10**10}"
-    return Recipe(id=str(rid), doi=normalise_doi(row.get("doi")),
-                  synthesis_type=str(row.get("synthesis_type") or ""),
-                  target_formula=str(target).strip(), targets=[str(t) for t in targets],
-                  canonical_formula=canon, precursors=[str(p).strip() for p in precursors],
-                  reaction=str(row.get("reaction") or ""), operations=ops,
-                  snippet=str(row.get("paragraph_snippet") or ""))
+    recipe.id = str(rid) if rid not in (None, "") else content_id(recipe)
+    return recipe
+
+
+def content_id(recipe: Recipe) -> str:
+    """Id of a recipe without one in its record: its target and a hash of its content.
+
+    SHA-256 of the parsed fields (target, precursors, steps, DOI, ...), so the same recipe gets
+    the same id in every process and from JSONL or CSV alike; re-ingesting a file adds nothing.
+    """
+    payload = recipe.model_dump_json(exclude={"id"})
+    digest = hashlib.sha256(payload.encode()).hexdigest()[:16]
+    prefix = recipe.canonical_formula or re.sub(r"[^A-Za-z0-9().]+", "", recipe.target_formula)
+    return f"{prefix[:40] or 'recipe'}-{digest}"
 
 
 def _opt(value: Any) -> str | None:
@@ -209,10 +222,14 @@ def read_recipes(path: Path) -> Iterator[tuple[Recipe, str] | IngestProblem]:
             yield row
             continue
         try:
-            yield recipe_from_record(row), origin
+            recipe = recipe_from_record(row)
         except (ValueError, TypeError) as exc:
             yield IngestProblem(origin=origin, message=f"{_short_origin(origin)}: {exc}",
                                 hint="recipes need target_formula and a list of precursors")
+            continue
+        if note := invalid_doi_note(row.get("doi"), origin):
+            yield note
+        yield recipe, origin
 
 
 def _short_origin(origin: str) -> str:
