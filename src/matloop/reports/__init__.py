@@ -6,10 +6,13 @@ narrative text (grounding.py).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from matloop.errors import MatloopError
+from matloop.knowledge.documents import normalise_doi
 from matloop.schemas import SCHEMA_VERSION, DiscoveryReport
 
 FORMATS = ("html", "md", "json")
@@ -25,76 +28,144 @@ def shorten(text: str, limit: int) -> str:
     return (head.rsplit(" ", 1)[0] if " " in head else head) + " …"
 
 
+_MD_PUNCT = re.compile(r"([\\`*_\[\]<>|#~])")
+_URL_START = re.compile(r"(?i)(\w)(://)|\b(www)(\.)")
+
+
+def md_text(value: object) -> str:
+    """Untrusted text as inert inline Markdown.
+
+    One line (newlines become spaces, so nothing can start a heading, list or quote), ``&``
+    written as an entity, and the characters that make links, images, HTML, emphasis, code,
+    table cells and headings (``\\ ` * _ [ ] < > | # ~``) backslash-escaped; ``://`` and
+    ``www.`` are broken up so no bare URL is auto-linked. The text reads the same.
+    """
+    text = " ".join(str(value).split()).replace("&", "&amp;")
+    text = _MD_PUNCT.sub(r"\\\1", text)
+    return _URL_START.sub(lambda m: (f"{m.group(1)}\\:\\/\\/" if m.group(2)
+                                     else f"{m.group(3)}\\."), text)
+
+
+def md_block(value: object) -> str:
+    """Narrative text (summary, discussion) as Markdown paragraphs without links or HTML.
+
+    Paragraph breaks are kept and emphasis still works; HTML, links, images and headings
+    cannot be formed (``< > [ ]`` and a leading ``#`` or ``>`` are escaped, URLs broken up).
+    """
+    lines = []
+    for line in str(value).replace("\r", "").split("\n"):
+        text = line.strip().replace("&", "&amp;")
+        text = re.sub(r"([\\`\[\]<>|])", r"\\\1", text)
+        text = _URL_START.sub(lambda m: (f"{m.group(1)}\\:\\/\\/" if m.group(2)
+                                         else f"{m.group(3)}\\."), text)
+        text = re.sub(r"^(\d+)([.)])", r"\1\\\2", text)  # "1." would start a list
+        lines.append(re.sub(r"^([#>+\-=]|\*(?=\s)|[*_](?=[*_\s]*$))", r"\\\1", text))
+    return "\n".join(lines)
+
+
+def md_code(value: object) -> str:
+    """Untrusted text as a one-line code span (backticks inside become quotes)."""
+    return "`" + " ".join(str(value).split()).replace("`", "'") + "`"
+
+
+def md_path(value: object) -> str:
+    """A relative file path as a link destination (percent-encoded, cannot leave the link)."""
+    return quote(str(value), safe="/._-")
+
+
+def md_doi(doi: str | None) -> str:
+    """A DOI link, a note that an invalid DOI was withheld, or an empty string."""
+    if not doi:
+        return ""
+    valid = normalise_doi(doi)
+    if valid is None:
+        return " (DOI withheld: not a valid DOI)"
+    return f" [doi:{md_text(valid)}](https://doi.org/{quote(valid, safe='/:;')})"
+
+
 def to_markdown(report: DiscoveryReport) -> str:
-    """A readable Markdown rendering of the report."""
-    lines = [f"# Discovery report: {report.query}", "",
-             f"*Campaign {report.campaign_id} — status: {report.status} — {report.created_utc}*",
-             "", "## Summary", "", report.summary, ""]
+    """A readable Markdown rendering of the report.
+
+    Text that does not come from matloop's own templates (the query, evidence titles and
+    snippets, DOIs, formulas and labels from tools, recipe fields, objective notes, model
+    narrative) is escaped with :func:`md_text` / :func:`md_block`, so it cannot add links,
+    images, HTML or headings to the file; invalid DOIs are withheld with a note.
+    """
+    t = md_text
+    lines = [f"# Discovery report: {t(report.query)}", "",
+             f"*Campaign {t(report.campaign_id)} — status: {t(report.status)} — "
+             f"{t(report.created_utc)}*", "", "## Summary", "", md_block(report.summary), ""]
     if report.discussion:
-        lines += ["### Discussion", "", report.discussion, ""]
+        lines += ["### Discussion", "", md_block(report.discussion), ""]
     if report.removed_claims:
         lines += [f"> **{len(report.removed_claims)} claim(s) removed by the grounding check** "
                   "(see Grounding).", ""]
     if report.objective:
         o = report.objective
-        lines += ["## Objective", "", o.interpretation, ""]
-        lines += [f"- {t.describe()}" for t in o.property_targets]
-        lines += [f"- note: {n}" for n in o.notes] + [""]
+        lines += ["## Objective", "", md_block(o.interpretation), ""]
+        lines += [f"- {t(pt.describe())}" for pt in o.property_targets]
+        lines += [f"- note: {t(n)}" for n in o.notes] + [""]
     lines += ["## Hypotheses", ""]
     for h in report.hypotheses:
-        lines.append(f"- **{h.id}** [{h.status}] ({h.chemical_system}, {', '.join(h.methods)}): "
-                     f"{h.statement} *Why:* {h.justification}")
+        lines.append(f"- **{t(h.id)}** \\[{t(h.status)}\\] ({t(h.chemical_system)}, "
+                     f"{t(', '.join(h.methods))}): {t(h.statement)} *Why:* "
+                     f"{t(h.justification)}")
     lines += ["", "## Methods", ""]
     for key, value in report.methods.items():
         if key != "reference_store":
-            lines.append(f"- {key}: {json.dumps(value) if not isinstance(value, str) else value}")
+            lines.append(f"- {t(key)}: "
+                         f"{t(json.dumps(value) if not isinstance(value, str) else value)}")
     lines += ["", "## Candidates (best first)", ""]
     lines += [f"![{name}](plots/{name}.svg)" for name in ("hull", "property", "progress")
               if name in report.artifacts.get("plots", "")] + [""]
     lines += ["| id | formula | space group | method | E_hull (eV/atom) | E_form (eV/atom) | "
               "properties | novelty | meets objective |", "|---|---|---|---|---|---|---|---|---|"]
     for c in [c for c in report.candidates if c.status == "ok"][:25]:
-        props = ", ".join(f"{k}={v:.3g}" for k, v in c.properties.items())
-        lines.append(f"| {c.id} | {c.formula} | {c.spacegroup or ''} | {c.method} | "
-                     f"{c.e_above_hull_ev_per_atom:+.3f} | {c.formation_energy_ev_per_atom:.3f} | "
-                     f"{props} | {c.novelty or 'not assessed'} | {c.meets_objective} |")
+        props = ", ".join(f"{t(k)}={v:.3g}" for k, v in c.properties.items())
+        lines.append(f"| {t(c.id)} | {t(c.formula)} | {t(c.spacegroup or '')} | "
+                     f"{t(c.method)} | {c.e_above_hull_ev_per_atom:+.3f} | "
+                     f"{c.formation_energy_ev_per_atom:.3f} | {props} | "
+                     f"{t(c.novelty or 'not assessed')} | {c.meets_objective} |")
     failed = [c for c in report.candidates if c.status not in ("ok",)]
     if failed:
-        lines += ["", f"{len(failed)} candidates have no result (" + ", ".join(
-            sorted({c.status for c in failed})) + ")."]
+        lines += ["", f"{len(failed)} candidates have no result (" + t(", ".join(
+            sorted({c.status for c in failed}))) + ")."]
     if report.evidence:
         lines += ["", "## Evidence", ""]
         for e in report.evidence:
-            doi = f" [doi:{e.doi}](https://doi.org/{e.doi})" if e.doi else ""
-            lines.append(f"- `{e.id}` {e.title or ''}{doi}: {shorten(e.snippet, 200)}")
+            lines.append(f"- {md_code(e.id)} {t(e.title or '')}{md_doi(e.doi)}: "
+                         f"{t(shorten(e.snippet, 200))}")
     if report.synthesis:
         lines += ["", "## Synthesis suggestions", ""]
         for s in report.synthesis:
-            lines.append(f"- {s.candidate_id}: like {s.analog_formula} from "
-                         f"{', '.join(s.precursors)} at {', '.join(s.temperatures) or 'n/a'}"
-                         f"{' (doi:' + s.doi + ')' if s.doi else ''}")
+            lines.append(f"- {t(s.candidate_id)}: like {t(s.analog_formula)} from "
+                         f"{t(', '.join(s.precursors))} at "
+                         f"{t(', '.join(s.temperatures) or 'n/a')}{md_doi(s.doi)}")
     if report.cards:
         lines += ["", "## Material cards", ""]
         for card in report.cards:
             c = card.card
-            lines.append(f"- **{c['formula']}** `{card.candidate_id}`: "
-                         f"{c.get('space_group_symbol') or '?'} (No. "
-                         f"{c.get('space_group_number') or '?'}), a, b, c = "
+            lines.append(f"- **{t(c['formula'])}** {md_code(card.candidate_id)}: "
+                         f"{t(c.get('space_group_symbol') or '?')} (No. "
+                         f"{t(c.get('space_group_number') or '?')}), a, b, c = "
                          f"{c['a_angstrom']:.3f}, {c['b_angstrom']:.3f}, {c['c_angstrom']:.3f} Å; "
-                         f"[CIF]({card.cif}); projections: " + ", ".join(
-                             f"[{axis}]({path})" for axis, path in card.images.items()))
-    lines += ["", "## Limitations", ""] + [f"- {x}" for x in report.limitations]
+                         f"[CIF]({md_path(card.cif)}); projections: " + ", ".join(
+                             f"[{t(axis)}]({md_path(path)})"
+                             for axis, path in card.images.items()))
+    lines += ["", "## Limitations", ""] + [f"- {t(x)}" for x in report.limitations]
     if report.negative_results:
-        lines += ["", "## Negative results", ""] + [f"- {x}" for x in report.negative_results]
-    lines += ["", "## Next steps", ""] + [f"- {x}" for x in report.next_steps]
+        lines += ["", "## Negative results", ""] + [f"- {t(x)}" for x in report.negative_results]
+    lines += ["", "## Next steps", ""] + [f"- {t(x)}" for x in report.next_steps]
     if report.dft_inputs:
         lines += ["", "DFT validation inputs (pymatgen MPRelaxSet; POTCAR.spec only):", ""]
-        lines += [f"- {d.formula} `{d.candidate_id}`: [{d.directory}/]({d.directory}/)"
-                  + (f", atomate2 workflow [{d.workflow}]({d.workflow})" if d.workflow else "")
+        lines += [f"- {t(d.formula)} {md_code(d.candidate_id)}: "
+                  f"[{t(d.directory)}/]({md_path(d.directory)}/)"
+                  + (f", atomate2 workflow [{t(d.workflow)}]({md_path(d.workflow)})"
+                     if d.workflow else "")
                   for d in report.dft_inputs]
     lines += ["", "## Grounding", ""]
     if report.removed_claims:
-        lines += [f"- {c.part or 'text'}: \u201c{c.text}\u201d — {c.reason}"
+        lines += [f"- {t(c.part or 'text')}: \u201c{t(c.text)}\u201d — {t(c.reason)}"
                   for c in report.removed_claims]
     else:
         lines.append("Nothing was removed: every number and citation in the narrative matches "
@@ -104,8 +175,8 @@ def to_markdown(report: DiscoveryReport) -> str:
               f"evaluations, {u.tool_calls} tool calls, {u.llm_calls} LLM calls "
               f"({u.input_tokens}+{u.output_tokens} tokens, ${u.cost_usd:.4f}), "
               f"{u.wall_time_s:.0f} s wall time.", "",
-              "Written by: " + ", ".join(f"{k}: {v}" for k, v in report.authorship.items()
-                                         if k != "roles")]
+              "Written by: " + t(", ".join(f"{k}: {v}" for k, v in report.authorship.items()
+                                           if k != "roles"))]
     return "\n".join(lines) + "\n"
 
 

@@ -11,6 +11,8 @@
 
 Off loopback every ``/api`` route needs the token (``Authorization: Bearer``, the
 ``X-Matloop-Token`` header, ``?token=`` or the cookie set when the page was opened with it).
+Request bodies are capped (:mod:`matloop.web.limits`, 1 MiB by default), and a run directory
+whose files are damaged is listed as ``damaged`` without disturbing the others.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import asyncio
 import hmac
 import ipaddress
 import json
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -37,7 +40,15 @@ from matloop.config import Settings, get_settings
 from matloop.errors import MatloopError
 from matloop.web.campaigns import ApprovalAnswer, CampaignManager, CampaignRequest
 from matloop.web.chat import ChatRequest, ChatService
+from matloop.web.limits import (
+    DEFAULT_MAX_BODY_BYTES,
+    BodySizeLimit,
+    BodyTooLarge,
+    body_too_large_response,
+)
 from matloop.web.runs import ApiError, RunStore, summarize
+
+log = logging.getLogger(__name__)
 
 COOKIE = "matloop_token"
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain")
@@ -70,7 +81,8 @@ def _error(status: int, message: str, hint: str | None = None, **extra: Any) -> 
 def create_app(runs_dir: str | Path = "runs", *, settings: Settings | None = None,
                chat_model: Any = None, campaign_models: dict[str, Any] | None = None,
                llm: str = "none", base_url: str | None = None, token: str | None = None,
-               host: str = "127.0.0.1") -> FastAPI:
+               host: str = "127.0.0.1", max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+               body_limits: Mapping[str, int] | None = None) -> FastAPI:
     """The web app over a folder of run directories.
 
     Args:
@@ -83,6 +95,9 @@ def create_app(runs_dir: str | Path = "runs", *, settings: Settings | None = Non
         base_url: OpenAI-compatible server URL for ``llm``.
         token: Secret every /api request must carry; required when ``host`` is not loopback.
         host: The address the server is bound to (decides the Host-header check).
+        max_body_bytes: Largest request body; larger ones get 413 before they are read.
+        body_limits: Other limits by path prefix (e.g. a structure-upload route gets
+            :data:`matloop.web.limits.STRUCTURE_UPLOAD_BYTES`).
     """
     check_bind(host, token)
     settings = settings or get_settings()
@@ -126,6 +141,14 @@ def create_app(runs_dir: str | Path = "runs", *, settings: Settings | None = Non
                 hmac.compare_digest(given, token):
             response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
         return response
+
+    # Added last, so it is the outermost middleware: a large body is refused before the
+    # Host/token checks or any route reads it.
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, limits=body_limits)
+
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(request: Request, exc: BodyTooLarge) -> Any:
+        return body_too_large_response(exc)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -195,9 +218,15 @@ def create_app(runs_dir: str | Path = "runs", *, settings: Settings | None = Non
     def runs() -> list[dict[str, Any]]:
         rows = []
         for run_id in store.ids():
-            s = summarize(store.run_dir(run_id), manager.job_view(run_id))
-            rows.append({k: s[k] for k in ("id", "query", "state", "status", "files")} |
-                        {"candidates": len(s["candidates"])})
+            try:
+                s = summarize(store.run_dir(run_id), manager.job_view(run_id))
+            except Exception as exc:  # one unreadable run must not hide the others
+                log.exception("cannot summarise run %s", run_id)
+                s = {"id": run_id, "query": "", "state": "damaged", "status": "", "files": {},
+                     "candidates": [], "damage": [f"cannot be summarised "
+                                                  f"({type(exc).__name__})"]}
+            rows.append({k: s[k] for k in ("id", "query", "state", "status", "files",
+                                           "damage")} | {"candidates": len(s["candidates"])})
         return rows
 
     @app.get("/api/runs/{run_id}", summary="One run: state, budget, candidates, plan")
@@ -224,35 +253,86 @@ def _token(request: Request) -> str | None:
             or request.cookies.get(COOKIE))
 
 
+#: Bytes of events.jsonl read per poll, and the longest line sent (longer ones are skipped).
+_TAIL_CHUNK_BYTES = 1024 * 1024
+_MAX_EVENT_LINE_BYTES = 4 * 1024 * 1024
+
+
+def _read_from(path: Path, offset: int) -> bytes:
+    if not path.is_file():
+        return b""
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read(_TAIL_CHUNK_BYTES)
+
+
+def _log_event(raw: bytes, line_no: int) -> dict[str, str]:
+    """One events.jsonl line as an SSE event: ``log`` when it is JSON, else a ``note``."""
+    text = raw.decode("utf-8", errors="replace").strip()
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        return {"event": "note", "id": str(line_no), "data": json.dumps(
+            {"line": line_no + 1, "note": f"line {line_no + 1} of events.jsonl is not valid "
+                                          "JSON; skipped"})}
+    if "\r" in text:  # a bare CR would split the SSE data field
+        text = text.replace("\r", " ")
+    return {"event": "log", "id": str(line_no), "data": text}
+
+
 async def _tail(run_dir: Path, run_id: str, manager: CampaignManager, request: Request,
                 start_line: int) -> Any:
     """events.jsonl from ``start_line`` on, then new lines as they come while the job runs.
 
-    Every line is an SSE ``log`` event whose id is its line number (a reconnecting browser
-    resumes after it); ``status`` events carry the job's state; ``end`` closes the stream.
+    Every non-empty line is an SSE event whose id is its line number (a reconnecting browser
+    resumes after it): ``log`` for a JSON line, ``note`` for a line that is not JSON (bytes
+    that are not UTF-8 are replaced first). ``status`` events carry the job's state; ``end``
+    closes the stream, also after an error reading the file.
     """
     path = run_dir / "events.jsonl"
     offset, line_no, buffer, last_status = 0, 0, b"", None
-    while True:
-        if await request.is_disconnected():
-            return
-        chunk = b""
-        if path.is_file():
-            with path.open("rb") as handle:
-                handle.seek(offset)
-                chunk = handle.read()
+    skipping = False  # inside a line longer than _MAX_EVENT_LINE_BYTES
+    view: dict[str, Any] = {"state": "idle", "pending": None, "error": None}
+    try:
+        while True:
+            if await request.is_disconnected():
+                return
+            active = manager.active(run_id)  # before reading: what a finished job wrote is in
+            chunk = await asyncio.to_thread(_read_from, path, offset)
             offset += len(chunk)
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        for raw in lines:
-            if raw.strip() and line_no >= start_line:
-                yield {"event": "log", "id": str(line_no), "data": raw.decode()}
-            line_no += raw.strip() != b""
-        view = manager.job_view(run_id) or {"state": "idle", "pending": None, "error": None}
-        if view != last_status:
-            last_status = view
-            yield {"event": "status", "data": json.dumps(view, default=str)}
-        if not manager.active(run_id) and not lines and not chunk:
-            yield {"event": "end", "data": json.dumps(view, default=str)}
-            return
-        await asyncio.sleep(0.25)
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            if not chunk and not active and buffer.strip():
+                lines, buffer = [*lines, buffer], b""  # a last line without its newline
+            for raw in lines:
+                if skipping:
+                    skipping = False
+                    continue
+                if not raw.strip():
+                    continue
+                if line_no >= start_line:
+                    yield _log_event(raw, line_no)
+                line_no += 1
+            if len(buffer) > _MAX_EVENT_LINE_BYTES:
+                if not skipping and line_no >= start_line:
+                    yield {"event": "note", "id": str(line_no), "data": json.dumps(
+                        {"line": line_no + 1, "note": f"line {line_no + 1} of events.jsonl is "
+                                                      "too long; skipped"})}
+                line_no += 0 if skipping else 1
+                buffer, skipping = b"", True
+            view = manager.job_view(run_id) or {"state": "idle", "pending": None,
+                                                "error": None}
+            if view != last_status:
+                last_status = view
+                yield {"event": "status", "data": json.dumps(view, default=str)}
+            if not active and not chunk:
+                break
+            if not chunk:
+                await asyncio.sleep(0.25)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # the stream must still end cleanly; the page shows the error
+        log.exception("reading the events of run %s failed", run_id)
+        yield {"event": "error", "data": json.dumps(
+            {"error": f"reading events.jsonl failed ({type(exc).__name__})"})}
+    yield {"event": "end", "data": json.dumps(view, default=str)}

@@ -8,6 +8,7 @@ resume machinery. Progress reaches the page through the run's events.jsonl.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from matloop.campaign import ROLES, CampaignConfig, CampaignRun, CampaignStopped, new_campaign_id
 from matloop.config import Settings
 from matloop.errors import MatloopError
-from matloop.runtime import Budget, EventLog
+from matloop.runtime import Budget, EventLog, scrub, strip_url_credentials
 from matloop.schemas import Plan
 from matloop.web.runs import (
     RUN_ID_PATTERN,
@@ -173,7 +174,7 @@ class CampaignManager:
                 mlip=request.mlip or self.settings.mlip, budget=budget, seed=request.seed,
                 require_approval=request.require_approval, max_atoms=request.max_atoms)
             run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "config.json").write_text(config.model_dump_json(indent=2))
+            (run_dir / "config.json").write_text(config_file_text(config))
             job = self._launch(config, run_dir, resume=False)
         return job
 
@@ -189,6 +190,9 @@ class CampaignManager:
                 raise ApiError(409, f"campaign {run_id!r} has finished; nothing to resume",
                                hint="open its report, or start a new campaign")
             config = CampaignConfig.model_validate(read_config(run_dir))
+            if self.base_url and config.base_url == strip_url_credentials(self.base_url):
+                # config.json holds the URL without its credentials; the server has them.
+                config = config.model_copy(update={"base_url": self.base_url})
             # Stopped before its first step: nothing is checkpointed, so it starts afresh.
             started = bool(checkpoint_values(run_dir, run_id))
             return self._launch(config, run_dir, resume=started)
@@ -301,6 +305,18 @@ class CampaignManager:
         for job in list(self.jobs.values()):
             if job.thread is not None:
                 job.thread.join(timeout=timeout_s)
+
+
+def config_file_text(config: CampaignConfig) -> str:
+    """config.json for a campaign: credentials removed from the base URL and the query.
+
+    The running campaign keeps the real values; resume puts the server's base URL back when
+    it is the same URL without credentials.
+    """
+    data = scrub(config.model_dump(mode="json"))
+    if config.base_url:
+        data["base_url"] = strip_url_credentials(config.base_url)
+    return json.dumps(data, indent=2)
 
 
 def _first_errors(exc: ValidationError, limit: int = 3) -> str:

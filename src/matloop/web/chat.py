@@ -57,12 +57,10 @@ def evidence_in(tool: str, raw: str) -> list[dict[str, Any]]:
 
 
 def _bare_doi(doi: str | None) -> str | None:
-    if not doi:
-        return None
-    for prefix in ("https://doi.org/", "http://doi.org/", "http://dx.doi.org/", "doi:"):
-        if doi.lower().startswith(prefix):
-            doi = doi[len(prefix):]
-    return doi.strip() or None
+    """A valid DOI without resolver prefix, or None (invalid DOIs are never linked)."""
+    from matloop.knowledge.documents import normalise_doi
+
+    return normalise_doi(doi)
 
 
 def _status(raw: str) -> str:

@@ -28,6 +28,22 @@ class ApiError(MatloopError):
         self.status = status
 
 
+class RunDamaged(ApiError):
+    """A run directory whose files cannot be read (409); ``reason`` says which and why."""
+
+    def __init__(self, run_dir: Path, reason: str) -> None:
+        super().__init__(409, f"run {run_dir.name!r} is damaged: {reason}",
+                         hint=f"repair or remove {run_dir}; other runs are not affected")
+        self.reason = reason
+
+
+#: Largest config.json read, bytes (a campaign writes about 1 KB).
+MAX_CONFIG_BYTES = 1024 * 1024
+#: Largest report.json read, bytes (hundreds of candidates and evidence passages fit).
+MAX_REPORT_BYTES = 64 * 1024 * 1024
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
 class RunStore:
     """The folder of run directories (one per campaign thread id)."""
 
@@ -69,63 +85,157 @@ class RunStore:
         return target
 
     def ids(self) -> list[str]:
-        """Thread ids of every run, newest first."""
-        runs = [p for p in self.root.iterdir() if (p / "config.json").is_file()
-                and _RUN_ID.match(p.name)]
-        return [p.name for p in sorted(runs, key=lambda p: (p / "config.json").stat().st_mtime,
-                                       reverse=True)]
+        """Thread ids of every run, newest first (by config.json's modification time)."""
+        runs = []
+        for p in self.root.iterdir():
+            if not _RUN_ID.match(p.name):
+                continue
+            try:
+                if (p / "config.json").is_file():
+                    runs.append((p.name, (p / "config.json").stat().st_mtime))
+            except OSError:  # removed or unreadable between listing and stat
+                continue
+        return [name for name, _ in sorted(runs, key=lambda r: r[1], reverse=True)]
+
+
+def _run_file(run_dir: Path, name: str) -> Path:
+    """``run_dir / name``, refused when it is a link that leaves the run directory."""
+    path = run_dir / name
+    if not path.resolve().is_relative_to(run_dir.resolve()):
+        raise RunDamaged(run_dir, f"{name} points outside the run directory")
+    return path
+
+
+def _read_json(run_dir: Path, name: str, limit: int) -> dict[str, Any]:
+    """A JSON object file of a run; anything else is a :class:`RunDamaged` naming the file."""
+    path = _run_file(run_dir, name)
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise RunDamaged(run_dir, f"{name} is {size / 1024**2:.1f} MiB, over the "
+                                      f"{limit / 1024**2:.0f} MiB a run file may have")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise RunDamaged(run_dir, f"{name} cannot be read ({type(exc).__name__})") from exc
+    if not raw.strip():
+        raise RunDamaged(run_dir, f"{name} is empty")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise RunDamaged(run_dir, f"{name} is not UTF-8 text (byte {exc.start})") from exc
+    except json.JSONDecodeError as exc:
+        raise RunDamaged(run_dir, f"{name} is not valid JSON ({exc.msg} at line {exc.lineno} "
+                                  f"column {exc.colno})") from exc
+    except RecursionError as exc:
+        raise RunDamaged(run_dir, f"{name} is nested too deeply") from exc
+    if not isinstance(data, dict):
+        raise RunDamaged(run_dir, f"{name} holds a JSON {type(data).__name__}, not an object")
+    return data
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:
-    """The run's config.json."""
-    return json.loads((run_dir / "config.json").read_text())
+    """The run's config.json.
+
+    Raises:
+        RunDamaged: Empty, not JSON, not an object, or without campaign_id and query.
+    """
+    config = _read_json(run_dir, "config.json", MAX_CONFIG_BYTES)
+    missing = [k for k in ("campaign_id", "query") if not isinstance(config.get(k), str)]
+    if missing:
+        raise RunDamaged(run_dir, f"config.json has no {' or '.join(missing)}")
+    return config
 
 
 def read_report(run_dir: Path) -> dict[str, Any] | None:
-    """The run's report.json, if it has one."""
+    """The run's report.json, if it has one.
+
+    Raises:
+        RunDamaged: The file exists but is not a readable JSON object.
+    """
     path = run_dir / "report.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return _read_json(run_dir, "report.json", MAX_REPORT_BYTES) if path.is_file() else None
 
 
 def checkpoint_values(run_dir: Path, thread_id: str) -> dict[str, Any]:
     """The latest checkpointed campaign state, read straight from the SQLite checkpointer.
 
     Reading needs no models or tools, so it works for live, interrupted and old runs alike.
-    A database busy with a write answers next time; until then the state reads as empty.
+    A database busy with a write answers next time; until then the state reads as empty, and
+    so does an empty file (a checkpointer that has not written yet). Nothing is written: a
+    file that is not a checkpoint database is reported, never turned into one.
+
+    Raises:
+        RunDamaged: The file is not an SQLite database, has no checkpoint table, is corrupt
+            or holds a checkpoint that cannot be decoded.
     """
-    path = run_dir / "checkpoints.sqlite"
+    path = _run_file(run_dir, "checkpoints.sqlite")
     if not path.is_file():
         return {}
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(_SQLITE_HEADER))
+    except OSError as exc:
+        raise RunDamaged(run_dir, f"checkpoints.sqlite cannot be read "
+                                  f"({type(exc).__name__})") from exc
+    if not header:
+        return {}
+    if header != _SQLITE_HEADER:
+        raise RunDamaged(run_dir, "checkpoints.sqlite is not an SQLite database")
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     conn = sqlite3.connect(path, timeout=2.0, check_same_thread=False)
     try:
+        tables = {row[0] for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "checkpoints" not in tables:
+            raise RunDamaged(run_dir, "checkpoints.sqlite holds no checkpoint table")
         found = SqliteSaver(conn).get_tuple({"configurable": {"thread_id": thread_id}})
-    except sqlite3.OperationalError:
-        return {}
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return {}
+        raise RunDamaged(run_dir, f"checkpoints.sqlite cannot be read ({exc})") from exc
+    except sqlite3.DatabaseError as exc:
+        raise RunDamaged(run_dir, f"checkpoints.sqlite is corrupt ({exc})") from exc
+    except RunDamaged:
+        raise
+    except Exception as exc:  # a checkpoint blob that does not decode (several error types)
+        raise RunDamaged(run_dir, f"the last checkpoint cannot be decoded "
+                                  f"({type(exc).__name__})") from exc
     finally:
         conn.close()
-    return dict(found.checkpoint.get("channel_values", {})) if found else {}
+    values = found.checkpoint.get("channel_values", {}) if found else {}
+    return dict(values) if isinstance(values, dict) else {}
 
 
 def last_phase(run_dir: Path) -> tuple[str | None, int]:
-    """The graph node that started last and its iteration, from events.jsonl."""
+    """The graph node that started last and its iteration, from events.jsonl.
+
+    Undecodable bytes are replaced and lines that are not JSON skipped, so a damaged line
+    never hides the rest of the log.
+    """
     path = run_dir / "events.jsonl"
     if not path.is_file():
         return None, 0
-    for line in reversed(path.read_text().splitlines()):
-        if '"node_start"' in line:
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            return event.get("node"), int(event.get("iteration", 0))
-    return None, 0
+    node, iteration = None, 0
+    try:
+        with path.open("r", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if '"node_start"' not in line:
+                    continue
+                try:
+                    event = json.loads(line)
+                    found, it = event.get("node"), int(event.get("iteration", 0))
+                except (ValueError, TypeError, AttributeError, RecursionError):
+                    continue
+                node, iteration = (str(found) if found is not None else None), it
+    except OSError:
+        return None, 0
+    return node, iteration
 
 
 def _relative(run_dir: Path, path: str | None) -> str | None:
     """A candidate's CIF as a path inside the run directory (None when it is elsewhere)."""
-    if not path:
+    if not path or not isinstance(path, str):
         return None
     base = run_dir.resolve()
     target = Path(path)
@@ -133,20 +243,27 @@ def _relative(run_dir: Path, path: str | None) -> str | None:
         target = Path.cwd() / target
     try:
         rel = target.resolve().relative_to(base)
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):
         parts = Path(path).parts  # the run directory was moved: find it by its name
         if run_dir.name not in parts:
             return None
         rel = Path(*parts[len(parts) - parts[::-1].index(run_dir.name):])
-    return str(rel) if (base / rel).is_file() else None
+    try:
+        inside = (base / rel).resolve().is_relative_to(base) and (base / rel).is_file()
+    except (OSError, RuntimeError):
+        return None
+    return str(rel) if inside else None
 
 
 def candidate_rows(run_dir: Path, candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Candidates for the page: numbers with units in their names, and their CIF files."""
     rows = []
-    for c in candidates:
+    for c in candidates if isinstance(candidates, list) else []:
+        if not isinstance(c, dict):
+            continue
         cif = _relative(run_dir, c.get("cif_path"))
-        generated = _relative(run_dir, (c.get("provenance") or {}).get("generated_cif"))
+        provenance = c.get("provenance") if isinstance(c.get("provenance"), dict) else {}
+        generated = _relative(run_dir, provenance.get("generated_cif"))
         rows.append({
             "id": c.get("id"), "formula": c.get("formula"), "spacegroup": c.get("spacegroup"),
             "method": c.get("method"), "status": c.get("status"),
@@ -161,18 +278,36 @@ def candidate_rows(run_dir: Path, candidates: list[dict[str, Any]]) -> list[dict
     return rows
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def summarize(run_dir: Path, job: dict[str, Any] | None) -> dict[str, Any]:
     """Everything the page shows about one run.
 
-    ``state`` is one of running, awaiting_approval, stopping (a live job), finished (has a
-    report), stopped, failed, interrupted (a checkpoint to resume) or not_started.
+    ``state`` is one of running, awaiting_approval, stopping (a live job), damaged (a file
+    of the run cannot be read; ``damage`` says which and why), finished (has a report),
+    stopped, failed, interrupted (a checkpoint to resume) or not_started. A damaged run shows
+    what could be read; it never stops other runs from being listed.
     """
-    config = read_config(run_dir)
-    report = read_report(run_dir)
-    values = checkpoint_values(run_dir, config["campaign_id"])
+    damage: list[str] = []
+
+    def attempt(read: Any, default: Any) -> Any:
+        try:
+            return read()
+        except RunDamaged as exc:
+            damage.append(exc.reason)
+            return default
+
+    config = attempt(lambda: read_config(run_dir), {})
+    report = attempt(lambda: read_report(run_dir), None)
+    thread_id = config.get("campaign_id") or run_dir.name
+    values = attempt(lambda: checkpoint_values(run_dir, thread_id), {})
     phase, iteration = last_phase(run_dir)
     if job and job["state"] in ("running", "awaiting_approval", "stopping", "starting"):
         state = job["state"]
+    elif damage:
+        state = "damaged"
     elif report is not None:
         state = "finished"
     elif job and job["state"] in ("stopped", "failed"):
@@ -181,16 +316,17 @@ def summarize(run_dir: Path, job: dict[str, Any] | None) -> dict[str, Any]:
         state = "interrupted"
     else:
         state = "not_started"
-    candidates = (report or {}).get("candidates") or values.get("candidates") or []
-    usage = (report or {}).get("usage") or values.get("usage") or {}
+    report = _dict(report)
+    candidates = report.get("candidates") or values.get("candidates") or []
+    usage = _dict(report.get("usage") or values.get("usage"))
     files = {name: (run_dir / name).is_file() for name in ("report.html", "report.md",
                                                            "report.json")}
     return {
-        "id": config["campaign_id"], "query": config["query"], "state": state,
-        "status": (report or {}).get("status") or values.get("status") or "",
+        "id": thread_id, "query": str(config.get("query", "")), "state": state,
+        "status": str(report.get("status") or values.get("status") or ""),
         "phase": phase, "iteration": values.get("iteration", iteration),
-        "config": config, "budget": config.get("budget", {}), "usage": usage,
+        "config": config, "budget": _dict(config.get("budget")), "usage": usage,
         "candidates": candidate_rows(run_dir, candidates),
         "plan": values.get("plan"), "pending_approval": (job or {}).get("pending"),
-        "error": (job or {}).get("error"), "files": files,
+        "error": (job or {}).get("error"), "files": files, "damage": damage or None,
     }
