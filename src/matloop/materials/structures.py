@@ -167,17 +167,17 @@ def detect_text_format(text: str) -> str | None:
     lines = stripped.splitlines()
     if len(lines) >= 2 and lines[0].strip().isdigit() and "lattice=" in lines[1].lower():
         return "extended XYZ"
-    if len(lines) >= 7:
-        try:
-            scale = lines[1].split()
-            if len(scale) in (1, 3) and all(math.isfinite(float(x)) for x in scale) and all(
-                    len(lines[i].split()) >= 3 and all(math.isfinite(float(x))
-                                                       for x in lines[i].split()[:3])
-                    for i in (2, 3, 4)):
-                return "POSCAR"
-        except ValueError:
-            return None
+    if len(lines) >= 7 and all(_three_numbers(lines[i]) for i in (2, 3, 4)):
+        return "POSCAR"  # lines 3-5 are the lattice vectors; line 2 is checked when parsed
     return None
+
+
+def _three_numbers(line: str) -> bool:
+    tokens = line.split()
+    try:
+        return len(tokens) >= 3 and all(math.isfinite(float(x)) for x in tokens[:3])
+    except ValueError:
+        return False
 
 
 def parse_structure_text(text: str, fmt: str, *, source: str, allow_vacuum: bool = False,

@@ -28,19 +28,23 @@ def shorten(text: str, limit: int) -> str:
     return (head.rsplit(" ", 1)[0] if " " in head else head) + " …"
 
 
-_MD_PUNCT = re.compile(r"([\\`*_\[\]<>|#~])")
+_MD_PUNCT = re.compile(r"([\\`*_\[\]|#~])")
 _URL_START = re.compile(r"(?i)(\w)(://)|\b(www)(\.)")
+
+
+def _entities(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def md_text(value: object) -> str:
     """Untrusted text as inert inline Markdown.
 
-    One line (newlines become spaces, so nothing can start a heading, list or quote), ``&``
-    written as an entity, and the characters that make links, images, HTML, emphasis, code,
-    table cells and headings (``\\ ` * _ [ ] < > | # ~``) backslash-escaped; ``://`` and
+    One line (newlines become spaces, so nothing can start a heading, list or quote), ``& < >``
+    written as entities, and the characters that make links, images, emphasis, code, table
+    cells and headings (``\\ ` * _ [ ] | # ~``) backslash-escaped; ``://`` and
     ``www.`` are broken up so no bare URL is auto-linked. The text reads the same.
     """
-    text = " ".join(str(value).split()).replace("&", "&amp;")
+    text = _entities(" ".join(str(value).split()))
     text = _MD_PUNCT.sub(r"\\\1", text)
     return _URL_START.sub(lambda m: (f"{m.group(1)}\\:\\/\\/" if m.group(2)
                                      else f"{m.group(3)}\\."), text)
@@ -50,12 +54,13 @@ def md_block(value: object) -> str:
     """Narrative text (summary, discussion) as Markdown paragraphs without links or HTML.
 
     Paragraph breaks are kept and emphasis still works; HTML, links, images and headings
-    cannot be formed (``< > [ ]`` and a leading ``#`` or ``>`` are escaped, URLs broken up).
+    cannot be formed (``< >`` become entities, ``[ ]`` and a leading ``#``, ``-``, ``+``, ``=``
+    or list number are escaped, URLs broken up).
     """
     lines = []
     for line in str(value).replace("\r", "").split("\n"):
-        text = line.strip().replace("&", "&amp;")
-        text = re.sub(r"([\\`\[\]<>|])", r"\\\1", text)
+        text = _entities(line.strip())
+        text = re.sub(r"([\\`\[\]|])", r"\\\1", text)
         text = _URL_START.sub(lambda m: (f"{m.group(1)}\\:\\/\\/" if m.group(2)
                                          else f"{m.group(3)}\\."), text)
         text = re.sub(r"^(\d+)([.)])", r"\1\\\2", text)  # "1." would start a list

@@ -1,9 +1,10 @@
 """A request-body size limit for the web app (an ASGI middleware).
 
 A request whose ``Content-Length`` is over the limit is answered 413 before any of its body is
-read; a request without one (chunked) is counted as it streams and stopped at the first chunk
-that goes over. Either way the server holds at most about one limit's worth of body, never the
-whole upload. The answer is one line of JSON: ``{"error": ..., "hint": ...}``.
+read; a request without one (chunked) is counted as it streams: at the first chunk that goes
+over, the 413 is sent and the app is told the client disconnected, so it stops reading.
+Either way the server holds at most about one limit's worth of body, never the whole upload.
+The answer is one line of JSON: ``{"error": ..., "hint": ...}``.
 """
 
 from __future__ import annotations
@@ -80,19 +81,29 @@ class BodySizeLimit:
             await _reject(send, BodyTooLarge(limit, declared))
             return
         received = 0
-        started = False
+        started = rejected = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, rejected
+            if rejected:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge(limit)
+                    if started:
+                        raise BodyTooLarge(limit)
+                    # Answer now and tell the app the client went away: it stops reading,
+                    # and whatever it still sends is dropped.
+                    await _reject(send, BodyTooLarge(limit))
+                    rejected = True
+                    return {"type": "http.disconnect"}
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if rejected:
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
@@ -100,8 +111,11 @@ class BodySizeLimit:
         try:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge as exc:
-            if not started:
+            if not started and not rejected:
                 await _reject(send, exc)
+        except Exception:
+            if not rejected:  # an app error after the 413 was sent is only the disconnect
+                raise
 
 
 def _content_length(scope: Scope) -> int | None:
