@@ -563,13 +563,17 @@ def test_request_bodies_over_the_limit_get_413_before_being_read(tmp_path) -> No
 
 
 def test_routes_can_get_a_larger_limit_for_structure_uploads(tmp_path) -> None:
+    from matloop.materials import structures
+    from matloop.web import limits
     from matloop.web.limits import STRUCTURE_UPLOAD_BYTES, BodySizeLimit
+
+    assert limits.MAX_STRUCTURE_BYTES == structures.MAX_STRUCTURE_BYTES
 
     middleware = BodySizeLimit(lambda *a: None, max_bytes=1024,
                                limits={"/api/uploads": STRUCTURE_UPLOAD_BYTES})
     assert middleware.limit_for("/api/chat") == 1024
     assert middleware.limit_for("/api/uploads/structure") == STRUCTURE_UPLOAD_BYTES
-    assert STRUCTURE_UPLOAD_BYTES > 5 * 1024 * 1024
+    assert STRUCTURE_UPLOAD_BYTES > structures.MAX_STRUCTURE_BYTES
     with pytest.raises(ValueError, match="positive"):
         BodySizeLimit(lambda *a: None, max_bytes=0)
 

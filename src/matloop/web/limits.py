@@ -16,11 +16,12 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from matloop.materials.structures import MAX_STRUCTURE_BYTES
-
 #: Default largest request body, bytes: JSON API requests (a chat message of 8000 characters,
 #: a campaign request, an edited plan) are a few KB.
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+#: The structure-file limit, :data:`matloop.materials.structures.MAX_STRUCTURE_BYTES` (repeated
+#: here so the server starts without importing pymatgen; a test keeps the two equal).
+MAX_STRUCTURE_BYTES = 5 * 1024 * 1024
 #: Body limit to give a route that receives structure files: the structure-file limit plus
 #: room for multipart framing and form fields.
 STRUCTURE_UPLOAD_BYTES = MAX_STRUCTURE_BYTES + 256 * 1024

@@ -8,6 +8,7 @@ page or by an earlier server looks the same. No path from a request leaves the r
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 from pathlib import Path
@@ -82,6 +83,8 @@ class RunStore:
         if not target.is_file():
             raise ApiError(404, f"run {run_id!r} has no file {relative!r}",
                            hint=f"GET /api/runs/{run_id} lists its candidates and reports")
+        if not os.access(target, os.R_OK):
+            raise RunDamaged(base, f"{relative} cannot be read (permissions)")
         return target
 
     def ids(self) -> list[str]:
