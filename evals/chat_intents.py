@@ -247,8 +247,9 @@ def main(argv: list[str] | None = None) -> int:
               f"confident-wrong {s['confident_wrong']}")
     print(f"{'intent':13s} {'n':>4s} {'recall':>7s} {'precision':>9s}  confused with")
     for intent, row in payload["per_intent_all"].items():
-        print(f"{intent:13s} {row['n']:4d} {row['recall'] if row['recall'] is not None else '-':>7} "
-              f"{row['precision'] if row['precision'] is not None else '-':>9}  "
+        recall = "-" if row["recall"] is None else row["recall"]
+        precision = "-" if row["precision"] is None else row["precision"]
+        print(f"{intent:13s} {row['n']:4d} {recall:>7} {precision:>9}  "
               f"{row['confused_with'] or ''}")
     lat = payload["latency"]
     print(f"latency: median {lat['median_ms']} ms, p90 {lat['p90_ms']} ms, max {lat['max_ms']} ms "

@@ -1,7 +1,9 @@
-"""Chemistry named in a chat message: formulas in any case and element order, compound and
-mineral names, abbreviations, element names and symbols, and chemical systems however they
-are typed (``Li-Fe-O``, ``li-fe-0``, ``Li–Fe–O``, ``Li Fe O system``, ``LiFeO system``,
-``lithium-iron-oxygen``, ``between Ba, Ti and O``).
+"""Chemistry named in a chat message.
+
+Formulas in any case and element order, compound and mineral names, abbreviations, element
+names and symbols, and chemical systems however they are typed (``Li-Fe-O``, ``li-fe-0``,
+``Li–Fe–O``, ``Li Fe O system``, ``LiFeO system``, ``lithium-iron-oxygen``, ``between Ba, Ti
+and O``).
 
 Formulas come back as pymatgen reduced formulas (``FeLiPO4`` -> ``LiFePO4``), systems as sorted
 '-'-joined symbols (``Ba-O-Ti``). Also: element substitution for follow-ups ("the Na
@@ -126,7 +128,8 @@ _ELEMENT_LIST = re.compile(rf"(?<![\w{_DASHES}])({_LIST_ITEM}(?:\s*(?:,\s*(?:and
 _TOKEN = re.compile(r"[A-Za-z(][A-Za-z0-9().·]*")
 _PROPER = re.compile(r"^(?:\(?[A-Z][a-z]?\d*(?:\.\d+)?\)?\d*)+$")
 _SINGLE_OK_NEXT = re.compile(r"\s*(?:[-‐]?\s*(?:analogue|analog|version|counterpart|equivalent|"
-                             r"variant|instead|free|based|doped|substitut\w*|ion|atoms?|site)\b)")
+                             r"variant|instead|free|based|doped|substitut\w*|ion|atoms?|site|"
+                             r"one|compound|salt)\b)")
 _AMBIGUOUS_SYMBOLS = frozenset({"In", "As", "At", "Be", "He", "No", "Re", "Pa", "Po", "Os",
                                 "Am", "Es", "I", "A"})
 
@@ -147,6 +150,23 @@ class Chemistry:
     masked: str = ""
 
 
+_SUBSCRIPTS = str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789")
+_LATEX_INDEX = re.compile(r"\$?_\{?(\d+(?:\.\d+)?)\}?\$?")
+_VARIABLE = re.compile(r"(?<=[\w)])\s*[+\-−±]\s*[xyzδ](?=[A-Z(]|[\s,.;:?!)]|$)")
+_HYBRID = re.compile(r"\b(MA|FA)((?:[A-Z][a-z]?\d*)+)\b")
+
+
+def normalise_formula_text(text: str) -> str:
+    """Write formulas plainly.
+
+    Subscript digits (Fe₂O₃), LaTeX indices (Li$_2$O) and the nominal compositions of
+    variable formulas (Li1+xMn2O4 -> Li1Mn2O4, BaFeO3-δ -> BaFeO3).
+    """
+    text = text.translate(_SUBSCRIPTS)
+    text = _LATEX_INDEX.sub(lambda m: m.group(1), text)
+    return _VARIABLE.sub("", text)
+
+
 def _fix_case(token: str) -> str:
     return "O" if token == "0" else token[:1].upper() + token[1:].lower()
 
@@ -158,7 +178,7 @@ def chemsys(symbols: list[str] | set[str]) -> str:
 
 @lru_cache(maxsize=20_000)
 def reduced(formula: str) -> str | None:
-    """pymatgen's reduced formula, or None when the text is not a formula."""
+    """Return pymatgen's reduced formula, or None when the text is not a formula."""
     try:
         comp = Composition(formula)
     except Exception:  # noqa: BLE001 - pymatgen raises several types for non-formulas
@@ -175,7 +195,7 @@ def elements_of(formula: str) -> list[str]:
 
 @lru_cache(maxsize=20_000)
 def _caseless_formula(token: str) -> str | None:
-    """A formula typed in one case ("lifepo4", "NACL"), or None.
+    """Read a formula typed in one case ("lifepo4", "NACL"); None when it is none.
 
     Of all ways to split the token into element symbols, the one with the fewest symbols and
     no unlikely elements wins; without digits it must be a well-known compound.
@@ -345,7 +365,7 @@ def _element_lists(text: str, chem: Chemistry) -> None:
 
 
 def _formula_tokens(text: str, chem: Chemistry) -> str:
-    """Formula tokens; returns the text with them blanked out."""
+    """Collect formula tokens; return the text with them blanked out."""
     masked = list(text)
     for match in _TOKEN.finditer(text):
         token = match.group(0).rstrip(".")
@@ -387,6 +407,12 @@ def _formula_tokens(text: str, chem: Chemistry) -> str:
 def read_chemistry(text: str) -> Chemistry:
     """All chemistry the message names (see the module docstring)."""
     chem = Chemistry()
+    for match in _HYBRID.finditer(text):
+        if reduced(match.group(2)):
+            cation = "methylammonium" if match.group(1) == "MA" else "formamidinium"
+            chem.unresolved_names.append(f"{match.group(0)} ({cation} is a molecular cation the "
+                                         f"offline tools do not model)")
+            text = text[:match.start()] + " " * len(match.group(0)) + text[match.end():]
     lowered = text.lower()
     masked_lower = _names(lowered, chem)
     # Keep the original case where the names did not blank the text.
@@ -415,8 +441,11 @@ def read_chemistry(text: str) -> Chemistry:
 
 
 def substitute(formula: str, new: str, old: str | None = None) -> str | None:
-    """``formula`` with ``old`` replaced by ``new``; without ``old``, the element of ``new``'s
-    group nearest to it in the table (Li -> Na in LiCoO2), or the one transition metal."""
+    """Replace ``old`` by ``new`` in ``formula``; None when that makes no sense.
+
+    Without ``old``, the element of ``new``'s group nearest to it in the table is replaced
+    (Li -> Na in LiCoO2), or else the one transition metal (Fe -> Mn in LiFePO4).
+    """
     comp = Composition(formula)
     symbols = [el.symbol for el in comp.elements]
     if new in symbols:

@@ -1,5 +1,7 @@
-"""What a chat message names: formulas, chemical systems, elements, properties with units,
-numeric constraints, pasted CIF/POSCAR text, typed file paths, campaign and hypothesis ids.
+"""Entities of a chat message other than its chemistry.
+
+Properties with units, numeric constraints, pasted CIF/POSCAR text, typed file paths, campaign
+and hypothesis ids (formulas, systems and elements are in :mod:`matloop.agents.chat_chemistry`).
 
 Pure text processing (regular expressions, a small compound-name table and pymatgen
 compositions); no LLM, no tools, no file access. :mod:`matloop.agents.chat_intents` decides
@@ -8,11 +10,8 @@ what the message asks from these entities and the conversation so far.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib import resources
 
 from pymatgen.core import Composition, Element
 
@@ -201,8 +200,9 @@ def _cif(text: str) -> tuple[PastedStructure, int, int] | None:
             out.n_atoms = round(sum(weights))
     if out.unknown_symbols:
         out.formula = None
+        plural = len(out.unknown_symbols) > 1
         out.problem = (f"the CIF names {', '.join(out.unknown_symbols)}, which "
-                       f"{'is not an element' if len(out.unknown_symbols) == 1 else 'are not elements'}")
+                       f"{'are not elements' if plural else 'is not an element'}")
     elif out.formula is None:
         _cif_with_pymatgen(out)
     return out, begin, stop
@@ -311,7 +311,7 @@ def _poscar(text: str) -> tuple[PastedStructure, int, int] | None:
 
 
 def find_structure(text: str) -> tuple[PastedStructure | None, str]:
-    """The pasted CIF or POSCAR in a message, and the message without it."""
+    """Find a pasted CIF or POSCAR; return it and the message without it."""
     if "\n" not in text:
         return None, text
     found = _cif(text) or _poscar(text)
@@ -322,10 +322,14 @@ def find_structure(text: str) -> tuple[PastedStructure | None, str]:
 
 
 # --------------------------------------------------------------------------- paths and ids
+_EXT = r"\.(?:cif|vasp|poscar|contcar|xyz|extxyz|json|cif\.gz)\b"
 _PATH = re.compile(
-    r"(?<![\w/])((?:~|\.{1,2})?/?(?:[\w.\-]+/)*[\w\-]+(?:\.[\w\-]+)*\.(?:cif|vasp|poscar|"
-    r"contcar|xyz|extxyz|json|cif\.gz)\b|(?:~|\.{1,2})?/?(?:[\w.\-]+/)+(?:POSCAR|CONTCAR)"
-    r"[\w.\-]*|/(?:POSCAR|CONTCAR)[\w.\-]*)", re.IGNORECASE)
+    r"(?<![\w/\\])("
+    r"[A-Za-z]:\\(?:[\w.\- ]+\\)*[\w.\-]+"                        # C:\Users\me\x.cif
+    rf"|(?:[\w.\-]+\\)+[\w.\-]+?{_EXT}"                               # dir\x.cif
+    rf"|(?:~|\.{{1,2}})?/?(?:[\w.\-]+/)*[\w\-]+(?:\.[\w\-]+)*?{_EXT}"  # ~/x.cif, x.vasp
+    r"|(?:~|\.{1,2})?/?(?:[\w.\-]+/)+(?:POSCAR|CONTCAR)[\w.\-]*"      # calcs/POSCAR
+    r"|/(?:POSCAR|CONTCAR)[\w.\-]*)", re.IGNORECASE)
 RUN_ID = re.compile(r"\b\d{8}-\d{6}-[0-9a-f]{6}\b")
 _NAMED_RUN = re.compile(r"\b(?:run|campaign)\s+(?:id\s+)?[\"'`]?([A-Za-z0-9][\w.\-]{3,99})")
 _HYP_WORDS = re.compile(r"hypothes|reject|approv|accept|confirm|refut|critic|verdict|"
@@ -338,7 +342,7 @@ def paths_in(text: str) -> list[str]:
 
 
 def run_id_in(text: str) -> str | None:
-    """A campaign/run id: matloop's ``YYYYmmdd-HHMMSS-xxxxxx`` or ``run <id>`` with a digit."""
+    """Find a campaign id: matloop's ``YYYYmmdd-HHMMSS-xxxxxx`` or ``run <id>`` with a digit."""
     match = RUN_ID.search(text)
     if match:
         return match.group(0)
@@ -350,7 +354,7 @@ def run_id_in(text: str) -> str | None:
 
 
 def hypothesis_id_in(lowered: str, *, about_runs: bool) -> str | None:
-    """A hypothesis id ("H2", "hypothesis 3"), read as such only near words about runs."""
+    """Find a hypothesis id ("H2", "hypothesis 3"); a bare H2 counts only near run words."""
     named = re.search(r"\bhypothes[ie]s\s+(?:#\s*|no\.?\s*)?h?(\d{1,3})\b", lowered)
     if named:
         return f"H{named.group(1)}"

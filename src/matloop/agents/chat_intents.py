@@ -17,21 +17,35 @@ needs a compound, a known-phases question a system) and fill the gaps of ellipti
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
 from matloop.agents.chat_chemistry import (
-    ANION_WORDS,
     ELEMENT_NAMES,
     SYMBOLS,
+    Chemistry,
     chemsys,
     elements_of,
+    normalise_formula_text,
     read_chemistry,
     substitute,
 )
+from matloop.agents.chat_cues import (
+    CAMPAIGN_VERBS,
+    FOLLOWUP,
+    HELP,
+    MATERIALS_WORDS,
+    PRONOUN,
+    PROPERTY_LABELS,
+    SWAP,
+    cue_scores,
+)
 from matloop.agents.chat_entities import (
     PROPERTY_UNITS,
+    Constraint,
+    PastedStructure,
     constraints_in,
     find_structure,
     hypothesis_id_in,
@@ -172,108 +186,6 @@ class ConversationContext(BaseModel):
         return self
 
 
-def _cues(*pairs: tuple[str, float]) -> list[tuple[re.Pattern[str], float]]:
-    return [(re.compile(p), w) for p, w in pairs]
-
-
-_CLASS_NOUNS = (r"oxides|nitrides|sulfides|sulphides|halides|borides|carbides|selenides|"
-                r"fluorides|chalcogenides|perovskites|spinels|alloys|intermetallics|"
-                r"cathodes?|anodes?|electrolytes?|thermoelectrics?|photocatalysts?|absorbers?|"
-                r"coatings?|superconductors?|magnets?|catalysts?|dielectrics?|conductors?|"
-                r"semiconductors|phosphors?|scintillators?|ferroelectrics?|materials|compounds|"
-                r"candidates")
-CUES: dict[str, list[tuple[re.Pattern[str], float]]] = {
-    "stability": _cues(
-        (r"\b(?:un|meta)?stab(?:le|ility|ili[sz]ed)\b", 3), (r"\bdecompos\w*|break\s+down|"
-                                                            r"fall\s+apart", 3),
-        (r"\bhull\b|\behull\b|\be_hull\b", 3), (r"\bthermodynamic\w*", 1),
-        (r"\bexist\b", 1)),
-    "known_phases": _cues(
-        (r"\bphases?\b", 2), (r"phase\s+diagram", 2), (r"\bcompounds?\b", 1),
-        (r"\b(?:known|know|exists?|form)\b", 1), (r"\bwhat(?:'s|\s+is)\s+(?:on|in)\s+the\b", 2),
-        (r"\b(?:list|enumerate|show\s+me)\b", 1), (r"competing\s+phases", 3),
-        (r"everything\s+known", 3), (r"\b(?:binary|ternary|quaternary)\b", 1),
-        (r"reference\s+data", 1), (r"what\s+exists", 2)),
-    "property": _cues(
-        (r"\bhow\s+(?:hard|dense|stiff|magnetic|soft|compressible)\b", 2),
-        (r"\bpredict\w*", 1), (r"\bvalue\s+of\b", 1)),
-    "compare": _cues(
-        (r"\bcompar\w*", 5), (r"\bvs\.?(?!\w)|\bversus\b", 5),
-        (r"\bwhich\s+(?:one\s+|of\s+(?:them|the\s+two|these)\s+)?(?:is|has|are)\b", 2),
-        (r"\bwhich\s+of\b", 2), (r"\bwhich\s+(?:one|of\s+them|of\s+the\s+two)\b", 3),
-        (r"\b(?:harder|softer|denser|stiffer|heavier|lighter|larger|smaller|bigger|higher|lower|"
-         r"wider|narrower|stronger|weaker|better|worse|more|less)\b", 1),
-        (r"\b\w+er\s+than\b|\b(?:more|less)\s+\w+\s+than\b", 3),
-        (r"difference\s+(?:in|between)", 4), (r"side\s+by\s+side", 5)),
-    "synthesis": _cues(
-        (r"\bsynthe\w*", 4), (r"\bprecursors?\b", 4), (r"\brecipes?\b", 3),
-        (r"\b(?:make|made|making)\b", 2), (r"\bprepar\w*", 3), (r"\bfabricat\w*", 3),
-        (r"\bgrow\b|\bgrown\b|\bgrowth\b", 3), (r"\bcalcin\w*|\bsinter\w*|\banneal\w*", 3),
-        (r"sol-gel|solid[- ]state\s+(?:route|reaction|synthesis)|hydrothermal|ball[- ]mill", 3),
-        (r"\broutes?\b", 2), (r"starting\s+materials", 4), (r"\bprocedure\b", 2),
-        (r"what\s+temperature", 2)),
-    "relax": _cues(
-        (r"\brelax(?:ed|es|ing)?\b|\brelaxation\b", 5), (r"\boptimi[sz]\w*", 4),
-        (r"\bgeometry\b", 2),
-        (r"\b(?:this|my|the\s+attached|attached|uploaded)\s+(?:structure|cif|poscar|file|cell)",
-         3), (r"\bevaluate\s+(?:this|my)\b", 3)),
-    "campaign": _cues(
-        (r"\bsuggest\w*", 4), (r"\bpropos\w*", 4), (r"\bdesign\w*", 4), (r"\bdiscover\w*", 4),
-        (r"\bscreen\w*", 3), (r"\bexplore\b", 3), (r"\bcome\s+up\s+with\b", 4),
-        (r"\b(?:find|search\s+for|look\s+for|looking\s+for)\b", 2), (r"\bnew\b", 2),
-        (r"\bcandidates?\b", 1), (r"\bgenerate\b", 3),
-        (r"\b(?:start|run|launch|begin)\s+an?\s+(?:\w+\s+)?campaign\b", 6),
-        (r"\bany\s+ideas\b", 3), (r"\balternatives?\s+to\b", 3),
-        (r"\breplace\s+\w+\s+in\b", 2), (r"\bi\s+need\s+an?\b", 2),
-        (rf"\b(?:{_CLASS_NOUNS})\b", 2)),
-    "run_question": _cues(
-        (r"\b(?:the|my|last|latest|previous|this|that|our)\s+(?:campaign|run)\b", 4),
-        (r"\bcampaign\b", 1), (r"\bhypothes[ie]s\b", 3),
-        (r"\b(?:reject\w*|approved|accepted|confirmed|refuted)\b", 3), (r"\bcritic\b", 3),
-        (r"\b(?:best|top)\s+candidates?\b", 3),
-        (r"\bnext\s+steps?\b|\bwhat\s+should\s+(?:i|we)\s+(?:do|try)\s+next\b|"
-         r"\bwhat\s+next\b|\btry\s+next\b", 4),
-        (r"\bresults?\b", 1), (r"\branked\b", 2), (r"\bwent\s+wrong\b", 2),
-        (r"\brelaxations\s+did\b", 2), (r"\bthe\s+report\b", 2)),
-    "literature": _cues(
-        (r"what\s+is\s+known|known\s+about|what\s+do\s+we\s+know", 5), (r"\bliterature\b", 5),
-        (r"\bpapers?\b|\bpublications?\b|\barticles?\b", 5), (r"\breviews?\b", 3),
-        (r"\bstud(?:y|ies)\b", 3), (r"\breferences?\b", 3),
-        (r"\breported\b|\bhas\s+anyone\b", 3), (r"\btell\s+me\s+about\b", 4),
-        (r"\bsummari[sz]e\b.*\b(?:work|research|progress|field)\b|\brecent\s+(?:work|progress|"
-         r"research|advances)\b", 4),
-        (r"\bwho\s+(?:first\s+)?(?:made|discovered|synthesi\w+|invented)\b", 5),
-        (r"\bhistory\b", 3)),
-}
-_HELP = re.compile(
-    r"^\s*(?:/?help|\?+|hi|hello|hey|hiya|good\s+(?:morning|afternoon|evening))(?:\s+there)?"
-    r"[\s!.?]*$|what\s+can\s+you\s+do|how\s+(?:do|can)\s+i\s+use\s+(?:this|you|matloop|the)|"
-    r"how\s+does\s+this\s+work|what\s+(?:commands|tools)\s+(?:do\s+you|are)|who\s+are\s+you")
-_FOLLOWUP = re.compile(r"^\s*(?:and|also|so|what\s+about|how\s+about|same\s+for|now|then|ok(?:ay)?"
-                       r"|with|replace|swap)\b")
-_PRONOUN = re.compile(r"\b(?:it|its|it's|them|they|their|both|either|this\s+one|that\s+one|"
-                      r"the\s+same|this\s+compound|that\s+compound|this\s+material|"
-                      r"that\s+material)\b")
-_ANALOGUE = re.compile(r"\b(?:analogue|analog|version|counterpart|equivalent|variant)s?\b")
-_MATERIALS_WORDS = re.compile(
-    r"\b(?:materials?|compounds?|crystals?|structures?|phases?|hull|band\s*gap|bandgap|lattice|"
-    r"oxides?|nitrides?|cathodes?|anodes?|electrolytes?|perovskites?|alloys?|semiconductors?|"
-    r"dft|mlip|chgnet|campaign|hypothes[ie]s|elements?|chemical|chemistry|formula|doping|"
-    r"dopants?|polymorphs?|thermoelectrics?|photocatalysts?|superconductors?|synthesis|cif|"
-    r"poscar|candidates?|mofs?|electrodes?|batteries|battery|solar|thin\s+films?)\b")
-_PROPERTY_LABELS = {"band_gap": "band gap", "formation_energy": "formation energy",
-                    "e_above_hull": "energy above the hull", "energy_per_atom": "energy",
-                    "bulk_modulus": "bulk modulus", "shear_modulus": "shear modulus",
-                    "hardness": "hardness", "density": "density",
-                    "magnetic_moment": "magnetic moment", "lattice_parameter": "lattice parameter"}
-_SWAP = [re.compile(p) for p in (
-    r"\b(?:with|using)\s+(?P<new>\w+)\s+instead\s+of\s+(?P<old>\w+)",
-    r"\b(?P<new>\w+)\s+instead\s+of\s+(?P<old>\w+)",
-    r"\breplac\w*\s+(?P<old>\w+)\s+(?:with|by)\s+(?P<new>\w+)",
-    r"\bswap\w*\s+(?P<old>\w+)\s+(?:for|with)\s+(?P<new>\w+)",
-    r"\bsubstitut\w*\s+(?P<old>\w+)\s+(?:with|by)\s+(?P<new>\w+)")]
-
-
 def _symbol(word: str) -> str | None:
     if word in SYMBOLS:
         return word
@@ -283,53 +195,31 @@ def _symbol(word: str) -> str | None:
     return fixed if len(word) <= 2 and fixed in SYMBOLS else None
 
 
-def _scores(lowered: str) -> dict[str, float]:
-    scores = {intent: 0.0 for intent in CUES}
-    for intent, cues in CUES.items():
-        for pattern, weight in cues:
-            if pattern.search(lowered):
-                scores[intent] += weight
-    return scores
+@dataclass
+class _Message:
+    """One message as read, before the intent is chosen."""
+
+    rest: str          # the message without a pasted structure
+    body: str          # ... and without typed paths
+    lowered: str
+    chem: Chemistry
+    ent: Entities
+    props: list[str]
+    constraints: list[Constraint]
+    words: int
+    followup: bool
+    structure: PastedStructure | None = None
+    systems: list[str] = field(default_factory=list)
+
+    @property
+    def has_compound(self) -> bool:
+        return bool(self.ent.formulas) or self.structure is not None
 
 
-def _substitution(text: str, lowered: str, chem: object, base: str) -> tuple[str, str] | None:
-    """The (old, new) element swap a follow-up asks for on ``base``, if any."""
-    for pattern in _SWAP:
-        m = pattern.search(text)
-        if m:
-            old, new = _symbol(m.group("old")), _symbol(m.group("new"))
-            if old and new:
-                return old, new
-    elements = [e for e in getattr(chem, "elements", []) if e not in elements_of(base)]
-    anions = getattr(chem, "anion_words", [])
-    if len(elements) == 1:
-        new = elements[0]
-    elif len(anions) == 1 and not elements:
-        new = anions[0]
-    else:
-        return None
-    result = substitute(base, new)
-    if result is None:
-        return None
-    old = next(s for s in elements_of(base) if s not in elements_of(result))
-    return old, new
-
-
-def understand(text: str, *, context: ConversationContext | None = None,
-               uploaded: str | None = None) -> Understanding:
-    """Read one chat message.
-
-    Args:
-        text: The message.
-        context: Entities of the earlier turns (see :class:`ConversationContext`); not changed
-            here: call ``context.update(result)`` once the turn is answered.
-        uploaded: Text of a structure file uploaded with the message (CIF or POSCAR), if any.
-
-    Returns:
-        The :class:`Understanding`.
-    """
-    ctx = context or ConversationContext()
+def _read(text: str, uploaded: str | None, ctx: ConversationContext) -> _Message:
+    """Entities of the message itself."""
     structure, rest = find_structure(text)
+    rest = normalise_formula_text(rest)
     if structure is None and uploaded:
         structure, _ = find_structure("\n" + uploaded)
     paths = paths_in(rest)
@@ -342,60 +232,66 @@ def understand(text: str, *, context: ConversationContext | None = None,
                    polymorphs=list(chem.polymorphs), unknown_symbols=list(chem.unknown_symbols),
                    unresolved_names=list(chem.unresolved_names), paths=paths,
                    unsupported_properties=unsupported_properties(lowered))
-    systems = list(chem.systems)
-    for glued in chem.glued_systems:
-        canon = [f for f in ent.formulas if sorted(elements_of(f)) == sorted(
-            re.findall(r"[A-Z][a-z]?", glued))]
-        ent.formulas = [f for f in ent.formulas if f not in canon]
+    for glued in chem.glued_systems:  # "the LiFeO system" names a system, not a formula
+        symbols = sorted(re.findall(r"[A-Z][a-z]?", glued))
+        ent.formulas = [f for f in ent.formulas if elements_of(f) != symbols]
     if structure is not None:
         ent.structure = StructureText(
-            format=structure.format, text=structure.text, formula=structure.formula,
-            n_atoms=structure.n_atoms, problem=structure.problem)
+            format="cif" if structure.format == "cif" else "poscar", text=structure.text,
+            formula=structure.formula, n_atoms=structure.n_atoms, problem=structure.problem)
         ent.unknown_symbols += [s for s in structure.unknown_symbols
                                 if s not in ent.unknown_symbols]
     props = properties_in(chem.masked, chem.masked.lower())
     ent.run_id = run_id_in(body)
-    about_runs = ctx.last_intent in ("campaign", "run_question") or bool(ent.run_id)
-    ent.hypothesis_id = hypothesis_id_in(lowered, about_runs=about_runs)
+    ent.hypothesis_id = hypothesis_id_in(lowered, about_runs=ctx.last_intent in (
+        "campaign", "run_question") or bool(ent.run_id))
+    return _Message(rest=rest, body=body, lowered=lowered, chem=chem, ent=ent, props=props,
+                    constraints=constraints_in(lowered, props),
+                    words=len(re.findall(r"\w+", lowered)),
+                    followup=bool(FOLLOWUP.search(lowered) or PRONOUN.search(lowered)),
+                    structure=structure, systems=list(chem.systems))
 
-    scores = _scores(lowered)
-    has_compound = bool(ent.formulas) or structure is not None
-    if "e_above_hull" in props:
+
+def _score(msg: _Message, ctx: ConversationContext) -> dict[str, float]:
+    """Cue scores, weighed against the entities; also settles the chemical systems."""
+    scores = cue_scores(msg.lowered)
+    ent, chem = msg.ent, msg.chem
+    if "e_above_hull" in msg.props:
         scores["stability"] += 1
-    property_words = [p for p in props if p != "e_above_hull"]
+    property_words = [p for p in msg.props if p != "e_above_hull"]
     scores["property"] += 3 if property_words else 0
     if ent.unsupported_properties:
         scores["literature"] += 4
-    if structure is not None:
+    if msg.structure is not None:
         scores["relax"] += 4
         if scores["stability"]:
             scores["stability"] += 3
         if property_words:
             scores["property"] += 3
-    if paths:
+    if ent.paths:
         scores["relax"] += 2
+        if scores["stability"]:
+            scores["stability"] += 3
     if ent.run_id or ent.hypothesis_id:
         scores["run_question"] += 5
-    constraints = constraints_in(lowered, props)
-    if constraints and not has_compound:
+    if msg.constraints and not msg.has_compound:
         scores["campaign"] += 2
-    first_word = re.match(r"\s*(?:please\s+|pls\s+|can\s+you\s+|could\s+you\s+)?(\w+)", lowered)
-    if first_word and first_word.group(1) in ("find", "suggest", "design", "discover", "propose",
-                                              "screen", "explore", "generate", "search", "look"):
+    first = re.match(r"\s*(?:please\s+|pls\s+|can\s+you\s+|could\s+you\s+)?(\w+)", msg.lowered)
+    if first and first.group(1) in CAMPAIGN_VERBS:
         scores["campaign"] += 2
-    if scores["known_phases"] and not systems:
+    systems = msg.systems
+    if scores["known_phases"] and not systems:  # "between Ba, Ti and O", "oxides of barium..."
         for group in chem.element_lists:
-            systems.append(chemsys(group + [a for a in chem.anion_words]))
+            systems.append(chemsys(group + chem.anion_words))
         named = [e for e in chem.elements if e not in chem.anion_words]
         if not systems and len(named) >= 2 and not ent.formulas:
             systems.append(chemsys(named + chem.anion_words))
     ent.chemical_systems = list(dict.fromkeys(s for s in systems if len(s.split("-")) >= 2))
-
     # A stability question about a system, not a compound, asks which phases are stable.
-    if scores["stability"] and not has_compound and ent.chemical_systems:
+    if scores["stability"] and not msg.has_compound and ent.chemical_systems:
         scores["known_phases"] += scores["stability"]
         scores["stability"] = 0.0
-    if has_compound:
+    if msg.has_compound:
         for intent in _NEEDS_COMPOUND:
             if scores[intent]:
                 scores[intent] += 1
@@ -403,69 +299,107 @@ def understand(text: str, *, context: ConversationContext | None = None,
             scores["known_phases"] -= 2
     if ent.chemical_systems and scores["known_phases"]:
         scores["known_phases"] += 1
-    n_subjects = len(ent.formulas) + (1 if structure is not None else 0)
+    n_subjects = len(ent.formulas) + (1 if msg.structure is not None else 0)
     if len(ent.polymorphs) >= 2:
         n_subjects = max(n_subjects, 2)
-    followup = bool(_FOLLOWUP.search(lowered)) or bool(_PRONOUN.search(lowered))
     context_pair = len(ctx.recent_formulas) >= 2 and ctx.last_intent is not None and (
-        followup or not ent.formulas)
+        msg.followup or not ent.formulas)
     if scores["compare"] and (n_subjects >= 2 or context_pair or (
-            n_subjects == 1 and ctx.recent_formulas and followup)):
+            n_subjects == 1 and ctx.recent_formulas and msg.followup)):
         scores["compare"] += 2
-    if _HELP.search(lowered):
+    if HELP.search(msg.lowered):
         scores["help"] = 6.0
+    return scores
 
+
+def _chemistry_signal(msg: _Message) -> bool:
+    ent = msg.ent
+    return bool(ent.formulas or ent.chemical_systems or ent.elements or msg.structure
+                or ent.paths or ent.run_id or ent.hypothesis_id or ent.unknown_symbols
+                or ent.polymorphs or ent.unresolved_names or msg.props
+                or MATERIALS_WORDS.search(msg.lowered))
+
+
+def _choose(msg: _Message, scores: dict[str, float], ctx: ConversationContext,
+            resolved: list[str]) -> tuple[str, float, float]:
+    """Pick the intent; return it with its score and the runner-up's."""
     ranked = sorted(scores.items(), key=lambda kv: -kv[1])
     intent, top = ranked[0]
     second = ranked[1][1]
-    resolved: list[str] = []
-    missing: list[str] = []
-    chemistry_signal = bool(ent.formulas or ent.chemical_systems or ent.elements or structure
-                            or paths or ent.run_id or ent.hypothesis_id or ent.unknown_symbols
-                            or ent.polymorphs or ent.unresolved_names or props
-                            or _MATERIALS_WORDS.search(lowered))
-    words = len(re.findall(r"\w+", lowered))
-
-    # Elliptical follow-up: no cue of its own, continue the previous intent.
-    if top == 0 and ctx.last_intent in _CONTINUABLE and (
-            followup or chemistry_signal) and (words <= 8 or followup):
-        intent, top, second = ctx.last_intent, 3.0, 0.0
-        resolved.append("intent")
-    elif top == 0 and structure is not None:
-        intent = "relax"
-    elif top == 0:
-        intent = "unknown"
-    elif not chemistry_signal and not ctx.last_formulas and words > 2 and intent not in (
+    signal = _chemistry_signal(msg)
+    if top == 0 and ctx.last_intent in _CONTINUABLE and (msg.followup or signal) and (
+            msg.words <= 8 or msg.followup):
+        resolved.append("intent")  # elliptical follow-up: continue the previous intent
+        return ctx.last_intent, 3.0, 0.0
+    if top == 0 and msg.structure is not None:
+        return "relax", top, second
+    if top == 0 and msg.ent.chemical_systems and not msg.ent.formulas and msg.words <= 6:
+        return "known_phases", 2.0, 0.0  # a bare system: what is in it
+    if top == 0:
+        return "unknown", top, second
+    if not signal and ctx.last_intent is None and msg.words > 2 and intent not in (
             "help", "run_question"):
-        intent, top, second = "unknown", 0.0, top
+        return "unknown", 0.0, top  # cue words without any chemistry: not our question
+    return intent, top, second
 
-    # Subjects from the context.
-    if ctx.last_formulas and not has_compound and intent in (*_NEEDS_COMPOUND, "compare",
-                                                             "relax"):
-        swap = _substitution(body, lowered, chem, ctx.last_formulas[0])
-        if swap:
-            new_formula = substitute(ctx.last_formulas[0], swap[1], swap[0])
-            if new_formula:
-                ent.formulas = [new_formula]
-                ent.substitution = {swap[0]: swap[1]}
-                resolved.append("formulas")
-    if not ent.formulas and structure is None and intent in _NEEDS_COMPOUND:
+
+def _swap(msg: _Message, base: str) -> tuple[str, str] | None:
+    """Find the (old, new) element swap a follow-up asks for on ``base``, if any."""
+    for pattern in SWAP:
+        m = pattern.search(msg.body)
+        if m:
+            old, new = _symbol(m.group("old")), _symbol(m.group("new"))
+            if old and new:
+                return old, new
+    elements = [e for e in msg.chem.elements if e not in elements_of(base)]
+    if len(elements) == 1:
+        new = elements[0]
+    elif len(msg.chem.anion_words) == 1 and not elements:
+        new = msg.chem.anion_words[0]  # "and the sulfide?"
+    else:
+        return None
+    result = substitute(base, new)
+    if result is None:
+        return None
+    return next(s for s in elements_of(base) if s not in elements_of(result)), new
+
+
+def _from_context(msg: _Message, intent: str, ctx: ConversationContext,
+                  resolved: list[str]) -> None:
+    """Fill what an elliptical message leaves out from the earlier turns."""
+    ent, lowered = msg.ent, msg.lowered
+    short = msg.followup or msg.words <= 8
+    if ctx.last_formulas and not msg.has_compound and intent in (*_NEEDS_COMPOUND, "compare",
+                                                                 "relax"):
+        swap = _swap(msg, ctx.last_formulas[0])
+        new_formula = substitute(ctx.last_formulas[0], swap[1], swap[0]) if swap else None
+        if swap and new_formula:
+            ent.formulas = [new_formula]
+            ent.substitution = {swap[0]: swap[1]}
+            resolved.append("formulas")
+    if not ent.formulas and msg.structure is None and intent in _NEEDS_COMPOUND:
         if ctx.last_subject == "structure" and ctx.last_structure is not None:
             ent.structure = ctx.last_structure
             resolved.append("structure")
-        elif ctx.last_formulas and (followup or words <= 8):
-            ent.formulas = list(ctx.last_formulas[:1]) if intent != "compare" else []
+        elif ctx.last_formulas and short:
+            ent.formulas = list(ctx.last_formulas[:1])
             resolved.append("formulas")
-    if intent == "compare" and len(ent.formulas) < 2 and len(ent.polymorphs) < 2:
-        pool = [f for f in (ctx.last_formulas + ctx.recent_formulas) if f not in ent.formulas]
-        need = 2 - len(ent.formulas)
-        if pool and (followup or not ent.formulas or words <= 8):
-            ent.formulas = list(dict.fromkeys(pool))[:need] + ent.formulas
+    if intent == "compare":
+        if ent.formulas and ctx.last_formulas and re.search(r"\b(?:it|this|that)\b", lowered) \
+                and ctx.last_formulas[0] not in ent.formulas:
+            ent.formulas = [ctx.last_formulas[0], *ent.formulas]  # "compare it with X"
             resolved.append("formulas")
+        count = _count_asked(lowered)
+        if len(ent.formulas) < count and len(ent.polymorphs) < 2:
+            pool = [f for f in ctx.last_formulas + ctx.recent_formulas if f not in ent.formulas]
+            if pool and (msg.followup or not ent.formulas or msg.words <= 8):
+                ent.formulas = list(dict.fromkeys(pool))[:count - len(ent.formulas)] + \
+                    ent.formulas
+                resolved.append("formulas")
     if intent == "known_phases" and not ent.chemical_systems:
         if ent.formulas:
             ent.chemical_systems = [chemsys(elements_of(ent.formulas[0]))]
-        elif ctx.last_system and (followup or words <= 8):
+        elif ctx.last_system and short:
             ent.chemical_systems = [ctx.last_system]
             resolved.append("chemical_systems")
     if intent == "run_question" and not ent.run_id and ctx.last_run_id:
@@ -473,33 +407,75 @@ def understand(text: str, *, context: ConversationContext | None = None,
         resolved.append("run_id")
     # An element named on its own is the compound ("band gap of Si").
     if intent in (*_NEEDS_COMPOUND, "compare") and not ent.formulas and ent.structure is None \
-            and len(chem.elements) == 1 and not ent.chemical_systems:
-        ent.formulas = [chem.elements[0]]
-
-    # Properties: a stability question is about the hull; a continued property question keeps
-    # the property of the turn before.
+            and len(msg.chem.elements) == 1 and not ent.chemical_systems:
+        ent.formulas = [msg.chem.elements[0]]
+    # A stability question is about the hull; a continued property question keeps the
+    # property of the turn before.
+    props = msg.props
     if intent == "stability" or (intent == "compare" and re.search(r"stab", lowered)):
         props = ["e_above_hull", *[p for p in props if p != "e_above_hull"]]
-    if intent in ("property", "compare") and not props and ctx.last_intent in (
-            "property", "compare") and ctx.last_properties and (followup or "intent" in resolved
-                                                                or words <= 8):
+    if intent in ("property", "compare") and not props and ctx.last_properties and \
+            ctx.last_intent in ("property", "compare") and (short or "intent" in resolved):
         props = list(ctx.last_properties)
         resolved.append("properties")
     ent.properties = [PropertyMention(name=p, unit=PROPERTY_UNITS[p]) for p in props]
     ent.constraints = [NumericConstraint(property=c.property, unit=c.unit, min=c.min, max=c.max,
-                                         text=c.text) for c in constraints]
-    missing += _missing(intent, ent, ctx, followup=followup)
-    confidence = _confidence(intent, top, second, ent, missing, chemistry_signal, resolved)
-    reading = _reading(intent, ent, text=rest, resolved=resolved)
-    return Understanding(intent=intent, entities=ent, confidence=confidence, missing=missing,
-                         resolved_from_context=list(dict.fromkeys(resolved)), reading=reading)
+                                         text=c.text) for c in msg.constraints]
+
+
+def _count_asked(lowered: str) -> int:
+    """How many compounds a comparison asks for ("all three" -> 3; default 2)."""
+    m = re.search(r"\b(?:all|the)\s+(two|three|four|five|[2-6])\b", lowered)
+    if not m:
+        return 2
+    word = m.group(1)
+    return int(word) if word.isdigit() else {"two": 2, "three": 3, "four": 4, "five": 5}[word]
+
+
+def understand(text: str, *, context: ConversationContext | None = None,
+               uploaded: str | None = None) -> Understanding:
+    """Read one chat message into an :class:`Understanding`.
+
+    Args:
+        text: The message.
+        context: Entities of the earlier turns (see :class:`ConversationContext`). It is not
+            changed here: call ``context.update(result)`` once the turn is answered.
+        uploaded: Text of a structure file uploaded with the message (CIF or POSCAR), if any.
+
+    Returns:
+        The intent, entities, confidence, what is missing, what came from earlier turns, and
+        a one-line reading.
+
+    """
+    ctx = context or ConversationContext()
+    msg = _read(text, uploaded, ctx)
+    scores = _score(msg, ctx)
+    resolved: list[str] = []
+    intent, top, second = _choose(msg, scores, ctx, resolved)
+    _from_context(msg, intent, ctx, resolved)
+    signal = _chemistry_signal(msg) or any(r in resolved for r in (
+        "formulas", "structure", "chemical_systems", "run_id"))
+    missing = _missing(intent, msg.ent, ctx, followup=msg.followup and msg.words >= 2)
+    if intent == "unknown" and msg.ent.formulas and not missing:
+        missing.append(f"what to find out about {', '.join(msg.ent.formulas)} (stability, a "
+                       f"property, synthesis, known phases...)")
+    resolved = list(dict.fromkeys(resolved))
+    return Understanding(
+        intent=intent,  # type: ignore[arg-type]  # one of INTENTS by construction
+        entities=msg.ent, confidence=_confidence(intent, top, second, missing, signal, resolved),
+        missing=missing, resolved_from_context=resolved,
+        reading=_reading(intent, msg.ent, text=msg.rest, resolved=resolved))
+
+
+def _not_elements(symbols: list[str]) -> str:
+    quoted = ", ".join(f"'{s}'" for s in symbols)
+    return f"{quoted} {'is not a chemical element' if len(symbols) == 1 else 'are not elements'}"
 
 
 def _subject_missing(ent: Entities) -> list[str]:
     out = []
     if ent.unknown_symbols:
-        bad = ", ".join(f"'{s}'" for s in ent.unknown_symbols)
-        out.append(f"a valid formula: {bad} {'is not a chemical element' if len(ent.unknown_symbols) == 1 else 'are not chemical elements'}")
+        out.append(f"a valid formula: {_not_elements(ent.unknown_symbols)}")
     for name in ent.unresolved_names:
         out.append(f"a formula for {name}: the name has no single formula offline")
     if ent.paths:
@@ -516,6 +492,7 @@ def _upload(paths: list[str]) -> str:
 
 def _missing(intent: str, ent: Entities, ctx: ConversationContext, *,
              followup: bool) -> list[str]:
+    """List what is still needed to answer."""
     out: list[str] = []
     has_subject = bool(ent.formulas) or ent.structure is not None
     if ent.structure is not None and ent.structure.problem:
@@ -525,7 +502,7 @@ def _missing(intent: str, ent: Entities, ctx: ConversationContext, *,
     elif intent in _NEEDS_COMPOUND and ent.unknown_symbols:
         out += _subject_missing(ent)[:1]
     if intent == "property" and not ent.properties and not ent.unsupported_properties:
-        out.append("which property: " + ", ".join(_PROPERTY_LABELS[p] for p in PROPERTY_UNITS
+        out.append("which property: " + ", ".join(PROPERTY_LABELS[p] for p in PROPERTY_UNITS
                                                   if p != "e_above_hull"))
     if intent == "compare":
         if len(ent.formulas) == 1 and len(ent.polymorphs) >= 2:
@@ -536,8 +513,7 @@ def _missing(intent: str, ent: Entities, ctx: ConversationContext, *,
             out.append("two or more compounds to compare")
     if intent == "known_phases" and not ent.chemical_systems:
         if ent.unknown_symbols:
-            out.append(f"a valid chemical system: {', '.join(ent.unknown_symbols)} "
-                       f"{'is not an element' if len(ent.unknown_symbols) == 1 else 'are not elements'}")
+            out.append(f"a valid chemical system: {_not_elements(ent.unknown_symbols)}")
         else:
             out.append("a chemical system (e.g. Li-Fe-O)")
     if intent == "relax" and ent.structure is None:
@@ -548,7 +524,7 @@ def _missing(intent: str, ent: Entities, ctx: ConversationContext, *,
     return list(dict.fromkeys(out))
 
 
-def _confidence(intent: str, top: float, second: float, ent: Entities, missing: list[str],
+def _confidence(intent: str, top: float, second: float, missing: list[str],
                 chemistry_signal: bool, resolved: list[str]) -> float:
     if intent == "unknown":
         return 0.5 if second == 0 else 0.35
@@ -575,7 +551,7 @@ def _subject(ent: Entities) -> str:
 
 
 def _reading(intent: str, ent: Entities, *, text: str, resolved: list[str]) -> str:
-    props = ", ".join(f"{_PROPERTY_LABELS[p.name]} ({p.unit})" for p in ent.properties)
+    props = ", ".join(f"{PROPERTY_LABELS[p.name]} ({p.unit})" for p in ent.properties)
     quoted = " ".join(text.split())[:120]
     if intent == "stability":
         line = (f"Stability of {_subject(ent)}: energy above the convex hull (eV/atom) and "
