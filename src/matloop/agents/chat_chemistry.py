@@ -113,18 +113,20 @@ _LEAD_VERB = re.compile(r"\blead\s+(?:to|the|us|me|them|a|an|into|you|it|in|on|b
                         r"\b(?:will|would|could|might|can|may|to|does|did|that|which)\s+lead\b")
 _SYSTEM_CUE = r"(?:system|systems|phases?|phase\s+diagram|diagram|space|compounds?|chemistry|hull)"
 _DASHES = "–—‐‑−-"
-_DASH_SYSTEM = re.compile(rf"(?<![\w{_DASHES}])((?:[A-Za-z]{{1,2}}|0)(?:\s*[{_DASHES}]\s*"
-                          rf"(?:[A-Za-z]{{1,2}}|0))+)(?![\w{_DASHES}])")
-_NAME_SYSTEM = re.compile(rf"\b((?:{_NAME_RE})(?:\s*[{_DASHES}]\s*(?:{_NAME_RE}))+)\b")
-_SPACED_SYSTEM = re.compile(rf"(?<![\w{_DASHES}])((?:[A-Za-z]{{1,2}})(?:[ \t]+[A-Za-z]{{1,2}})+)"
-                            rf"[ \t]+{_SYSTEM_CUE}\b", re.IGNORECASE)
+_DASH_SYSTEM = re.compile(rf"(?<![\w{_DASHES}])((?:[A-Za-z]{{1,2}}|0)(?:[ \t]{{0,2}}[{_DASHES}]"
+                          rf"[ \t]{{0,2}}(?:[A-Za-z]{{1,2}}|0)){{1,9}})(?![\w{_DASHES}])")
+_NAME_SYSTEM = re.compile(rf"\b((?:{_NAME_RE})(?:[ \t]{{0,2}}[{_DASHES}][ \t]{{0,2}}"
+                          rf"(?:{_NAME_RE})){{1,9}})\b")
+_SPACED_SYSTEM = re.compile(rf"(?<![\w{_DASHES}])([A-Za-z]{{1,2}}(?:[ \t]{{1,3}}[A-Za-z]{{1,2}})"
+                            rf"{{1,9}})[ \t]{{1,3}}{_SYSTEM_CUE}\b", re.IGNORECASE)
 _GLUED_SYSTEM = re.compile(r"\b((?:[A-Z][a-z]?){2,6})\s+(?:system|systems|phase\s+diagram|"
                            r"chemical\s+space|space|chemistry)\b")
 _ENGLISH_SHORT = frozenset("in as at be he no so i a of to on or by is it up we my do me us "
                            "an am if".split())
 _LIST_ITEM = rf"(?:[A-Z][a-z]?|(?i:{_NAME_RE}))"
-_ELEMENT_LIST = re.compile(rf"(?<![\w{_DASHES}])({_LIST_ITEM}(?:\s*(?:,\s*(?:and\s+|or\s+)?|"
-                           rf"\s+and\s+|\s+or\s+|\s*&\s*|\s*/\s*){_LIST_ITEM})+)(?![\w{_DASHES}])")
+_ELEMENT_LIST = re.compile(rf"(?<![\w{_DASHES}])({_LIST_ITEM}(?:[ \t]{{0,3}}(?:,[ \t]{{0,3}}"
+                           rf"(?:and[ \t]+|or[ \t]+)?|[ \t]+and[ \t]+|[ \t]+or[ \t]+|&[ \t]{{0,3}}|"
+                           rf"/[ \t]{{0,3}}){_LIST_ITEM}){{1,9}})(?![\w{_DASHES}])")
 _TOKEN = re.compile(r"[A-Za-z(][A-Za-z0-9().·]*")
 _PROPER = re.compile(r"^(?:\(?[A-Z][a-z]?\d*(?:\.\d+)?\)?\d*)+$")
 _SINGLE_OK_NEXT = re.compile(r"\s*(?:[-‐]?\s*(?:analogue|analog|version|counterpart|equivalent|"

@@ -323,13 +323,16 @@ def find_structure(text: str) -> tuple[PastedStructure | None, str]:
 
 # --------------------------------------------------------------------------- paths and ids
 _EXT = r"\.(?:cif|vasp|poscar|contcar|xyz|extxyz|json|cif\.gz)\b"
+_SEG = r"[\w.\-]{1,100}"  # bounded, so a long run of word characters cannot make it quadratic
 _PATH = re.compile(
     r"(?<![\w/\\])("
-    r"[A-Za-z]:\\(?:[\w.\- ]+\\)*[\w.\-]+"                        # C:\Users\me\x.cif
-    rf"|(?:[\w.\-]+\\)+[\w.\-]+?{_EXT}"                               # dir\x.cif
-    rf"|(?:~|\.{{1,2}})?/?(?:[\w.\-]+/)*[\w\-]+(?:\.[\w\-]+)*?{_EXT}"  # ~/x.cif, x.vasp
-    r"|(?:~|\.{1,2})?/?(?:[\w.\-]+/)+(?:POSCAR|CONTCAR)[\w.\-]*"      # calcs/POSCAR
-    r"|/(?:POSCAR|CONTCAR)[\w.\-]*)", re.IGNORECASE)
+    rf"[A-Za-z]:\\(?:[\w.\- ]{{1,100}}\\){{0,20}}{_SEG}"                      # C:\dir\x.cif
+    rf"|(?:{_SEG}\\){{1,20}}[\w.\-]{{1,100}}?{_EXT}"                          # dir\x.cif
+    rf"|(?:~|\.{{1,2}})?/?(?:{_SEG}/){{0,20}}[\w\-]{{1,100}}(?:\.[\w\-]{{1,20}}){{0,4}}?{_EXT}"
+    rf"|(?:~|\.{{1,2}})?/?(?:{_SEG}/){{1,20}}(?:POSCAR|CONTCAR)[\w.\-]{{0,50}}"  # dir/POSCAR
+    r"|/(?:POSCAR|CONTCAR)[\w.\-]{0,50})", re.IGNORECASE)
+_PATH_HINT = re.compile(r"\.(?:cif|vasp|poscar|contcar|xyz|extxyz|json)|poscar|contcar|"
+                        r"[a-z]:\\", re.IGNORECASE)
 RUN_ID = re.compile(r"\b\d{8}-\d{6}-[0-9a-f]{6}\b")
 _NAMED_RUN = re.compile(r"\b(?:run|campaign)\s+(?:id\s+)?[\"'`]?([A-Za-z0-9][\w.\-]{3,99})")
 _HYP_WORDS = re.compile(r"hypothes|reject|approv|accept|confirm|refut|critic|verdict|"
@@ -338,6 +341,8 @@ _HYP_WORDS = re.compile(r"hypothes|reject|approv|accept|confirm|refut|critic|ver
 
 def paths_in(text: str) -> list[str]:
     """Structure-file paths typed in the message (the assistant cannot read these)."""
+    if not _PATH_HINT.search(text):
+        return []
     return list(dict.fromkeys(m.group(1).rstrip(".") for m in _PATH.finditer(text)))
 
 
