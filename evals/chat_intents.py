@@ -3,7 +3,9 @@
 Questions and short conversations a materials scientist might type
 (``evals/data/chat_questions.json``: expected intent, entities, and an answer check for a later
 end-to-end evaluation). About 30% of them (``split: heldout``, chosen by a hash of the id) were
-never used to tune the reader; figures are reported for both parts.
+never used to tune the reader; figures are reported for both parts. Two sets: ``original``
+questions were written before the reader; ``fresh`` ones after its first version, which read
+them once unchanged (``fresh_first_pass``, recorded in the data file) before any tuning.
 
 Reported per part: intent accuracy (a reading in ``also_ok`` counts as correct), entity accuracy
 (every checked field right: formulas, chemical systems and properties always, the other keys
@@ -91,11 +93,11 @@ def entity_errors(expected: dict[str, Any], u: Understanding,
 
 
 def _record(qid: str, case: dict[str, Any], u: Understanding, split: str, kind: str,
-            resolved: list[str] | None) -> dict[str, Any]:
+            resolved: list[str] | None, origin: str) -> dict[str, Any]:
     ok_intents = [case["intent"], *case.get("also_ok", [])]
     errors = entity_errors(case["entities"], u, resolved)
     return {
-        "id": qid, "split": split, "kind": kind, "tags": case.get("tags", []),
+        "id": qid, "split": split, "set": origin, "kind": kind, "tags": case.get("tags", []),
         "text": case["text"][:120], "expected": case["intent"], "also_ok": case.get("also_ok", []),
         "got": u.intent, "confidence": u.confidence, "intent_ok": u.intent in ok_intents,
         "entities_ok": not errors, "entity_errors": errors,
@@ -111,14 +113,14 @@ def run_cases(data: dict[str, Any]) -> list[dict[str, Any]]:
     for item in data["items"]:
         u = understand(item["text"])
         kind = "negative" if "negative" in item.get("tags", []) else "single"
-        out.append(_record(item["id"], item, u, item["split"], kind, None))
+        out.append(_record(item["id"], item, u, item["split"], kind, None, item["set"]))
     for conv in data["conversations"]:
         ctx = ConversationContext()
         for i, turn in enumerate(conv["turns"]):
             u = understand(turn["text"], context=ctx)
             kind = "first_turn" if i == 0 else "follow_up"
             out.append(_record(f"{conv['id']}#{i + 1}", turn, u, conv["split"], kind,
-                               turn.get("resolved_from_context", [])))
+                               turn.get("resolved_from_context", []), conv["set"]))
             ctx = ConversationContext.model_validate_json(ctx.update(u).model_dump_json())
             if turn.get("after", {}).get("run_id"):
                 ctx.remember_run(turn["after"]["run_id"])
@@ -233,6 +235,11 @@ def main(argv: list[str] | None = None) -> int:
         "confident_threshold": CONFIDENT,
         "train": summarise(parts["train"]), "heldout": summarise(parts["heldout"]),
         "all": summarise(records),
+        "by_set": {origin: {split: summarise([r for r in records if r["set"] == origin
+                                               and r["split"] == split])
+                            for split in ("train", "heldout")}
+                   for origin in ("original", "fresh")},
+        "fresh_first_pass": data.get("fresh_first_pass"),
         "per_intent_all": per_intent(records),
         "per_intent_heldout": per_intent(parts["heldout"]),
         "latency": latency(data, repeats=args.repeats),
