@@ -31,7 +31,6 @@ from typing import Any
 
 from pymatgen.core import Composition
 
-from evals.common import write_json
 from matloop.agents.chat_intents import INTENTS, ConversationContext, Understanding, understand
 
 DATA = Path(__file__).resolve().parent / "data" / "chat_questions.json"
@@ -218,6 +217,8 @@ def evaluate(split: str | None = None, *, data: dict[str, Any] | None = None) ->
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write evals/results/chat_intents.json."""
+    from evals.common import write_json  # heavy imports (pymatgen compatibility), only here
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=None)

@@ -382,6 +382,11 @@ def _formula_tokens(text: str, chem: Chemistry) -> str:
             symbols = re.findall(r"[A-Z][a-z]?", token)
             bad = [s for s in symbols if s not in SYMBOLS]
             if bad:
+                canon = _caseless_formula(token) if token.isupper() else None
+                if canon:  # "LIFEPO4"
+                    chem.formulas.append(canon)
+                    masked[match.start():match.end()] = " " * (match.end() - match.start())
+                    continue
                 if has_digit:
                     chem.unknown_symbols += [b for b in bad if b not in chem.unknown_symbols]
                     continue

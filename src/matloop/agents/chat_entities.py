@@ -23,7 +23,8 @@ SYMBOLS: frozenset[str] = frozenset(e.symbol for e in Element
 _CASELESS = {s.lower(): s for s in SYMBOLS}
 #: Element names (and common spellings) -> symbol.
 ELEMENT_NAMES: dict[str, str] = {Element(s).long_name.lower(): s for s in SYMBOLS}
-ELEMENT_NAMES.update({"aluminum": "Al", "sulphur": "S", "caesium": "Cs", "cesium": "Cs"})
+ELEMENT_NAMES.update({"aluminum": "Al", "aluminium": "Al", "sulphur": "S", "sulfur": "S",
+                      "caesium": "Cs", "cesium": "Cs"})
 #: Property vocabulary: name -> unit (units as the tools report them).
 PROPERTY_UNITS: dict[str, str] = {
     "band_gap": "eV", "formation_energy": "eV/atom", "e_above_hull": "eV/atom",
