@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     data = load()
-    t0 = time.perf_counter()
+    t_start = t0 = time.perf_counter()
     records = run_cases(data)
     wall_s = time.perf_counter() - t0
     parts = {name: [r for r in records if r["split"] == name] for name in ("train", "heldout")}
@@ -247,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         "first_pass_wall_s": round(wall_s, 3),
         "failures": [r for r in records if not (r["intent_ok"] and r["entities_ok"])],
     }
+    payload["wall_seconds"] = round(time.perf_counter() - t_start, 2)
     path = write_json("chat_intents", payload, args.out)
     for name in ("train", "heldout", "all"):
         s = payload[name]
