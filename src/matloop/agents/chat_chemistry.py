@@ -195,6 +195,12 @@ def elements_of(formula: str) -> list[str]:
     return sorted(el.symbol for el in Composition(formula).elements)
 
 
+#: Elements a formula typed in one case is unlikely to mean ("lifepo4" is not LiFePo4).
+_UNLIKELY_CASELESS = frozenset({"Po", "At", "Fr", "Ra", "Ac", "Pa", "Np", "Pu", "Tc", "Pm",
+                                "Th", "U", "Os", "Ir", "Re", "Hf", "Ho", "Tm", "Lu", "Tb",
+                                "Dy", "Er", "Es", "Cf", "Bk", "Cm", "Am", "No", "Lr"})
+
+
 @lru_cache(maxsize=20_000)
 def _caseless_formula(token: str) -> str | None:
     """Read a formula typed in one case ("lifepo4", "NACL"); None when it is none.
@@ -228,11 +234,6 @@ def _caseless_formula(token: str) -> str | None:
         if has_digit or canon in KNOWN_FORMULAS:
             return canon
     return None
-
-
-_UNLIKELY_CASELESS = frozenset({"Po", "At", "Fr", "Ra", "Ac", "Pa", "Np", "Pu", "Tc", "Pm",
-                                "Th", "U", "Os", "Ir", "Re", "Hf", "Ho", "Tm", "Lu", "Tb",
-                                "Dy", "Er", "Es", "Cf", "Bk", "Cm", "Am", "No", "Lr"})
 
 
 def _formula_of_name(c1: str, r1: str | None, c2: str | None, r2: str | None,

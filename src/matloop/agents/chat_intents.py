@@ -103,13 +103,13 @@ class _Message:
 def _read(text: str, uploaded: str | None, ctx: ConversationContext) -> _Message:
     """Entities of the message itself."""
     structure, rest = find_structure(text)
-    rest = normalise_formula_text(rest)
     if structure is None and uploaded:
         structure, _ = find_structure("\n" + uploaded)
     paths = paths_in(rest)
     body = rest
     for p in paths:
         body = body.replace(p, " ")
+    body = normalise_formula_text(body)
     lowered = body.lower()
     chem = read_chemistry(body)
     ent = Entities(formulas=list(chem.formulas), elements=list(chem.elements),
