@@ -110,10 +110,18 @@ def _judge(d: dict[str, Any]) -> str:
         if means else "-"
 
 
+def _chat_intents(d: dict[str, Any]) -> str:
+    h, t = d.get("heldout") or {}, d.get("train") or {}
+    return (f"intent {_pct(h.get('intent_accuracy'))} held-out ({_pct(t.get('intent_accuracy'))} "
+            f"tuned), entities {_pct(h.get('entity_accuracy'))} held-out, median "
+            f"{_num(_get(d, 'latency', 'median_ms'), '.2f')} ms")
+
+
 HEADLINES: dict[str, Callable[[dict[str, Any]], str]] = {
     "hull_labels": _hull, "mlip_accuracy": _mlip, "throughput": _throughput,
     "generation": _generation, "retrieval": _retrieval, "surrogates": _surrogates,
     "rediscovery": _rediscovery, "campaigns": _campaigns, "judge": _judge,
+    "chat_intents": _chat_intents,
 }
 
 
