@@ -48,9 +48,16 @@ class Settings(BaseSettings):
         default="auto",
         description=(
             "Energy scale of the hull: 'mlip' builds every reference with the MLIP; 'mp2020' uses "
-            "DFT formation energies with MP2020 corrections; 'auto' uses mp2020 where the store "
-            "holds it for the whole chemical system, otherwise mlip."
+            "DFT formation energies with MP2020 corrections (the shipped Materials Project set "
+            "by default); 'auto' uses mlip where the user imported reference structures for "
+            "the system, otherwise mp2020 (mlip when an element has no MP2020 reference)."
         ),
+    )
+    mp_references: bool = Field(
+        default=True,
+        description="Use the Materials Project composition energies and MP2020 elemental "
+                    "references shipped with matloop (about 125,000 compositions) as the "
+                    "default reference set for hulls and novelty.",
     )
     dask_scheduler: str | None = Field(
         default=None,

@@ -14,7 +14,8 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 #: 1.1 added discussion, reference_phases, cards, dft_inputs, artifacts and structured
 #: removed_claims (1.0 reports still load: their removed claims were plain strings).
-SCHEMA_VERSION = "1.1"
+#: 1.2 added candidate flags and the mp-id of each reference phase.
+SCHEMA_VERSION = "1.2"
 
 PropertyName = Literal[
     "e_above_hull", "formation_energy", "band_gap", "bulk_modulus", "energy_per_atom"
@@ -205,9 +206,12 @@ class CandidateResult(BaseModel):
                                                      "(keys carry units, e.g. band_gap_ev).")
     property_sources: dict[str, str] = Field(default_factory=dict,
                                              description="Where each property came from.")
-    novelty: str | None = Field(default=None, description="novel or known (matching reference "
-                                "phase, and whether at structure or composition level), judged "
-                                "on the relaxed structure once relaxed.")
+    novelty: str | None = Field(default=None, description="new composition, known composition "
+                                "(structure not among the references checked) or known phase, "
+                                "with what it was checked against; judged on the relaxed "
+                                "structure once relaxed.")
+    flags: list[str] = Field(default_factory=list, description="Warnings to show with the "
+                             "numbers, e.g. far below the MP hull (likely MLIP error).")
     objective_score: float | None = Field(default=None, description="Higher is better; see "
                                                                     "report methods.")
     meets_objective: bool | None = Field(default=None, description="Stable and every target met.")
@@ -275,6 +279,7 @@ class ReferencePoint(BaseModel):
     e_above_hull_ev_per_atom: float = Field(description="Its own distance to the hull of the "
                                                         "references, eV/atom (0 = on the hull).")
     source: str = Field(default="", description="Where the phase came from (starter, mp, ...).")
+    mp_id: str | None = Field(default=None, description="Materials Project id, when known.")
 
 
 class RemovedClaim(BaseModel):

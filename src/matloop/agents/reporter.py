@@ -44,13 +44,18 @@ LIMITATIONS = [
 
 
 def rank(candidates: list[CandidateResult]) -> list[CandidateResult]:
-    """Best first: meets the objective, then objective score, then hull distance."""
+    """Best first: meets the objective, then objective score, then hull distance.
+
+    A flagged candidate (e.g. far below the MP hull, a likely MLIP error) never wins on its
+    suspicious energy: its hull distance counts as 0 and it comes after unflagged candidates of
+    the same score.
+    """
     def key(c: CandidateResult) -> tuple:
         usable = c.status == "ok" and c.e_above_hull_ev_per_atom is not None
+        e_hull = c.e_above_hull_ev_per_atom if c.e_above_hull_ev_per_atom is not None else 1e9
         return (not usable, c.meets_objective is not True,
                 -(c.objective_score if c.objective_score is not None else -1e9),
-                c.e_above_hull_ev_per_atom if c.e_above_hull_ev_per_atom is not None else 1e9,
-                c.id)
+                bool(c.flags), max(e_hull, 0.0) if c.flags else e_hull, c.id)
     return sorted(candidates, key=key)
 
 
@@ -177,7 +182,8 @@ class OfflineReporter:
                 references, hull_system, hull_scale = reference_hull(self.engine, ranked)
             except (MatloopError, ValueError) as exc:  # the report goes on without the figure
                 hull_note = f"The hull figure has no reference phases: {exc}"
-            methods.update({"hull_chemical_system": hull_system, "hull_energy_scale": hull_scale})
+            methods.update({"hull_chemical_system": hull_system, "hull_energy_scale": hull_scale,
+                            "references": reference_scope(self.engine)})
         limitations = list(LIMITATIONS)
         if objective is not None:
             for t in objective.property_targets:
@@ -244,18 +250,21 @@ def reference_hull(engine: Any, ranked: list[CandidateResult],
         for phase, energy in zip(phases, energies, strict=True):
             comp = phase.composition
             entries.append(PDEntry(comp, energy * comp.num_atoms, name=comp.reduced_formula))
-            sources.append(phase.source)
+            sources.append((phase.source, (phase.meta or {}).get("material_id")))
     else:
         for el in elements:
             entries.append(PDEntry(Composition(el), 0.0, name=el))
-            sources.append("element")
+            ref = next(iter(engine.store.phases([el], energy_kind="total",
+                                                energy_scale="mp2020")), None)
+            sources.append(("element", (ref.meta or {}).get("mp_id") if ref else None))
         for phase in engine.store.phases(elements, energy_kind="formation",
                                          energy_scale="mp2020"):
             if phase.energy_ev_per_atom is not None:
                 comp = phase.composition
                 entries.append(PDEntry(comp, phase.energy_ev_per_atom * comp.num_atoms,
                                        name=comp.reduced_formula))
-                sources.append(phase.source)
+                meta = phase.meta or {}
+                sources.append((phase.source, meta.get("mp_id") or meta.get("material_id")))
     if not entries:
         return [], best.chemical_system, best.energy_scale
     with warnings.catch_warnings():
@@ -267,9 +276,27 @@ def reference_hull(engine: Any, ranked: list[CandidateResult],
         points = [ReferencePoint(
             formula=e.composition.reduced_formula,
             formation_energy_ev_per_atom=float(pd.get_form_energy_per_atom(e)),
-            e_above_hull_ev_per_atom=float(pd.get_e_above_hull(e)), source=src)
-            for e, src in zip(entries, sources, strict=True)]
+            e_above_hull_ev_per_atom=float(pd.get_e_above_hull(e)), source=src, mp_id=mp_id)
+            for e, (src, mp_id) in zip(entries, sources, strict=True)]
     return points, best.chemical_system, best.energy_scale
+
+
+def reference_scope(engine: Any) -> str:
+    """What hulls and novelty labels were checked against, in one line."""
+    store = engine.store
+    parts = []
+    pack = store.shipped_set()
+    if pack is not None:
+        parts.append(pack.describe())
+    own = [r for r in store.status() if "shipped" not in r["source"]]
+    if own:
+        parts.append("local store: " + ", ".join(
+            f"{r['phases']} {r['source']}" + (" structures" if r["with_structure"] else "")
+            for r in own))
+    held = store.held_out()
+    if held:
+        parts.append(f"{len(held)} formula(s) held out")
+    return "; ".join(parts) or "no references"
 
 
 class ReportNarrative(BaseModel):

@@ -450,6 +450,7 @@ def _candidate_updates(step: PlanStep, rec: ToolRecord, state: CampaignState,
                     "is_stable": row.get("is_stable"), "energy_scale": row.get("energy_scale"),
                     "cif_path": row.get("relaxed_cif_path"), "iteration": iteration,
                     "novelty": row.get("novelty") or old.get("novelty"),
+                    "flags": list(row.get("flags") or []),
                     "mlip": f"{row.get('mlip')} {row.get('mlip_model')} "
                             f"{row.get('mlip_version')}" if row.get("mlip") else None,
                 })

@@ -23,14 +23,31 @@ from functools import lru_cache
 from pydantic import BaseModel, Field
 
 
+#: The table below, precomputed from pymatgen's data (building it takes 15-60 s on a CPU);
+#: rebuilt by ``python -m matloop.knowledge.analogs``.
+SIMILARITY_FILE = "element_substitution_similarity.json"
+
+
 @lru_cache(maxsize=1)
 def element_substitution_similarity() -> dict[tuple[str, str], float]:
     """Symmetric element-pair similarity in [0, 1) from pymatgen's ion-substitution data.
 
     For two elements, the best ``pair_corr`` over their species (oxidation states) in the
     data-mined lambda table, mapped to ``corr / (1 + corr)``: about 0.8 for Ho/Y or Ba/Sr,
-    0.73 for Li/Na, 0.08 for Ba/Ta.
+    0.73 for Li/Na, 0.08 for Ba/Ta. Read from the package's precomputed copy when present.
     """
+    import json
+    from importlib import resources
+
+    try:
+        raw = json.loads(resources.files("matloop.data").joinpath(SIMILARITY_FILE).read_text())
+    except (FileNotFoundError, OSError):
+        return compute_element_substitution_similarity()
+    return {tuple(k.split("-")): float(v) for k, v in raw["pairs"].items()}  # type: ignore[misc]
+
+
+def compute_element_substitution_similarity() -> dict[tuple[str, str], float]:
+    """:func:`element_substitution_similarity` computed from pymatgen's lambda table."""
     import warnings
 
     from pymatgen.analysis.structure_prediction.substitution_probability import (
@@ -170,3 +187,29 @@ class SynthesisAnalog(BaseModel):
     doi: str | None = Field(default=None, description="DOI of the paper.")
     recipe_id: str = Field(description="Recipe id in the data set.")
     evidence_id: str = Field(description="Evidence id of the recipe in the knowledge base.")
+
+
+def main() -> None:
+    """Write the precomputed element-pair table into the package data folder."""
+    import json
+    from importlib import resources
+
+    from pymatgen.core import __version__ as pymatgen_version
+
+    table = compute_element_substitution_similarity()
+    payload = {
+        "source": "pymatgen SubstitutionProbability (data-mined ion substitution lambda table, "
+                  "G. Hautier et al., Inorg. Chem. 50, 656 (2011)); best pair_corr over the "
+                  "two elements' species, as corr / (1 + corr)",
+        "pymatgen": pymatgen_version,
+        "build": "python -m matloop.knowledge.analogs",
+        "pairs": {f"{a}-{b}": round(v, 6) for (a, b), v in sorted(table.items())},
+    }
+    path = resources.files("matloop.data").joinpath(SIMILARITY_FILE)
+    with resources.as_file(path) as out:
+        out.write_text(json.dumps(payload, indent=0) + "\n")
+    print(f"wrote {len(table)} pairs")
+
+
+if __name__ == "__main__":
+    main()

@@ -250,7 +250,87 @@ CREATE TABLE IF NOT EXISTS composition_elements (
 """
 
 
-class RecipeTable:
+class AnalogSearch:
+    """Composition search over a recipe collection: needs ``_index()`` (canonical formula ->
+    element amounts, element -> canonical formulas) and ``recipes_of(canonical)``."""
+
+    def _index(self) -> tuple[dict[str, dict[str, float]], dict[str, set[str]]]:
+        raise NotImplementedError
+
+    def recipes_of(self, canonical: str) -> list[Recipe]:
+        """Recipes whose target has this canonical formula."""
+        raise NotImplementedError
+
+    def recipes_within(self, elements: Iterable[str], *, limit: int = 300) -> list[Recipe]:
+        """Recipes whose target lies within ``elements`` plus the common ones (O, C, H, N)
+        and holds at least two of the other elements (one for a one-element system); targets
+        with more of the elements first, at most ``limit``."""
+        wanted = {e for e in elements} - COMMON_ELEMENTS or set(elements)
+        allowed = set(elements) | COMMON_ELEMENTS
+        comps, by_el = self._index()
+        need = min(2, len(wanted))
+        scored = []
+        for canon in set().union(*(by_el.get(el, set()) for el in wanted)):
+            els = set(comps[canon])
+            shared = len(els & wanted)
+            if els <= allowed and shared >= need:
+                scored.append((-shared, canon))
+        out: list[Recipe] = []
+        for _, canon in sorted(scored):
+            out.extend(self.recipes_of(canon))
+            if len(out) >= limit:
+                break
+        return out[:limit]
+
+    def find_analogs(self, formula: str, *, k: int = 5, per_formula: int = 1,
+                     exclude: Iterable[str] = (), w_overlap: float = 0.35,
+                     w_substitution: float = 0.30,
+                     w_stoichiometry: float = 0.35) -> list[SynthesisAnalog]:
+        """Known syntheses of the same or the most similar compositions.
+
+        Args:
+            formula: Composition asked about, e.g. LiFePO4.
+            k: Most recipes to return.
+            per_formula: Most recipes per analog composition (keeps the list diverse).
+            exclude: Canonical formulas to leave out (e.g. the asked one, to see neighbours).
+            w_overlap: Weight of the element-overlap term.
+            w_substitution: Weight of the substitution term.
+            w_stoichiometry: Weight of the stoichiometry term.
+
+        Raises:
+            KnowledgeInputError: The formula cannot be read.
+
+        """
+        if k < 1 or per_formula < 1:
+            raise ValueError(f"k and per_formula must be >= 1, got {k} and {per_formula}")
+        comp = parse_formula(formula.strip()) if formula and formula.strip() else None
+        if comp is None:
+            raise KnowledgeInputError(
+                f"cannot read formula {formula!r}",
+                hint="write a composition with real element symbols, e.g. LiFePO4 or "
+                     "Ba2HoTaO6 (variables such as x are not supported)")
+        target = comp.get_el_amt_dict()
+        excluded = set(exclude)
+        comps, by_el = self._index()
+        keys = set(target) - COMMON_ELEMENTS or set(target)
+        candidates = set().union(*(by_el.get(el, set()) for el in keys)) - excluded
+        weights = (w_overlap, w_substitution, w_stoichiometry)
+        scored = sorted(((similarity(target, comps[c], weights, 0.02), c) for c in candidates),
+                        key=lambda sc: (-round(sc[0][0], 4), sc[1]))
+        out: list[SynthesisAnalog] = []
+        asked = canonical_formula(formula.strip())
+        for parts, canon in scored:
+            sim = similarity_model(*parts)
+            for recipe in self.recipes_of(canon)[:per_formula]:
+                out.append(_analog(recipe, sim, exact=canon == asked))
+                if len(out) >= k:
+                    return out
+        return out
+
+
+
+
+class RecipeTable(AnalogSearch):
     """Compact SQLite table of recipes, searchable by target elements (no embeddings).
 
     Args:
@@ -351,52 +431,6 @@ class RecipeTable:
         return [Recipe(id=r[0], canonical_formula=r[1], target_formula=r[2], doi=r[3],
                        synthesis_type=r[4] or "", precursors=json.loads(r[5]),
                        operations=[Operation(**op) for op in json.loads(r[6])]) for r in rows]
-
-    def find_analogs(self, formula: str, *, k: int = 5, per_formula: int = 1,
-                     exclude: Iterable[str] = (), w_overlap: float = 0.35,
-                     w_substitution: float = 0.30,
-                     w_stoichiometry: float = 0.35) -> list[SynthesisAnalog]:
-        """Known syntheses of the same or the most similar compositions.
-
-        Args:
-            formula: Composition asked about, e.g. LiFePO4.
-            k: Most recipes to return.
-            per_formula: Most recipes per analog composition (keeps the list diverse).
-            exclude: Canonical formulas to leave out (e.g. the asked one, to see neighbours).
-            w_overlap: Weight of the element-overlap term.
-            w_substitution: Weight of the substitution term.
-            w_stoichiometry: Weight of the stoichiometry term.
-
-        Raises:
-            KnowledgeInputError: The formula cannot be read.
-
-        """
-        if k < 1 or per_formula < 1:
-            raise ValueError(f"k and per_formula must be >= 1, got {k} and {per_formula}")
-        comp = parse_formula(formula.strip()) if formula and formula.strip() else None
-        if comp is None:
-            raise KnowledgeInputError(
-                f"cannot read formula {formula!r}",
-                hint="write a composition with real element symbols, e.g. LiFePO4 or "
-                     "Ba2HoTaO6 (variables such as x are not supported)")
-        target = comp.get_el_amt_dict()
-        excluded = set(exclude)
-        comps, by_el = self._index()
-        keys = set(target) - COMMON_ELEMENTS or set(target)
-        candidates = set().union(*(by_el.get(el, set()) for el in keys)) - excluded
-        weights = (w_overlap, w_substitution, w_stoichiometry)
-        scored = sorted(((similarity(target, comps[c], weights, 0.02), c) for c in candidates),
-                        key=lambda sc: (-round(sc[0][0], 4), sc[1]))
-        out: list[SynthesisAnalog] = []
-        asked = canonical_formula(formula.strip())
-        for parts, canon in scored:
-            sim = similarity_model(*parts)
-            for recipe in self.recipes_of(canon)[:per_formula]:
-                out.append(_analog(recipe, sim, exact=canon == asked))
-                if len(out) >= k:
-                    return out
-        return out
-
 
 def _analog(recipe: Recipe, sim: Similarity, *, exact: bool) -> SynthesisAnalog:
     return SynthesisAnalog(

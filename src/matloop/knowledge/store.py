@@ -90,12 +90,15 @@ class KnowledgeBase:
         embed_batch_size: Texts per embedding forward pass.
         embed_precision: ``auto``, ``float32`` or ``bfloat16`` (see
             :func:`matloop.knowledge.embeddings.embed`).
+        shipped_recipes: Use the text-mined synthesis recipes shipped with matloop
+            (:mod:`matloop.knowledge.recipe_pack`) for synthesis analogues, and embed those of
+            a chemical system into the vector store when a search asks about it.
 
     """
 
     def __init__(self, path: str | Path | None = None, *, server: str | None = None,
                  chunk_size: int = 800, chunk_overlap: int = 100, embed_batch_size: int = 64,
-                 embed_precision: str = "auto") -> None:
+                 embed_precision: str = "auto", shipped_recipes: bool = True) -> None:
         if chunk_size < 200 or chunk_size > 8000:
             raise ValueError(f"chunk_size must be in [200, 8000] characters, got {chunk_size}")
         if not 0 <= chunk_overlap < chunk_size // 2:
@@ -114,6 +117,8 @@ class KnowledgeBase:
         self.manifest_path = self.path / f"{self.collection_name}.manifest.sqlite"
         self.bm25_path = self.path / f"{self.collection_name}.bm25.pkl"
         self.recipes = RecipeTable(self.path / "recipes.sqlite")
+        self.shipped_recipes = shipped_recipes
+        self._shipped: Any = None
         self._lock = threading.Lock()
         self._bm25: BM25Index | None = None
         with self._db() as con:
@@ -461,11 +466,67 @@ class KnowledgeBase:
             out.append((cid, 1.0 - float(dist)))
         return out
 
+    def shipped_table(self) -> Any:
+        """The shipped recipe pack (:class:`~matloop.knowledge.recipe_pack.PackedRecipes`),
+        or None when shipped recipes are off."""
+        if not self.shipped_recipes:
+            return None
+        if self._shipped is None:
+            from matloop.knowledge.recipe_pack import shipped_recipes
+
+            self._shipped = shipped_recipes()
+        return self._shipped
+
     def find_synthesis_analogs(self, formula: str, *, k: int = 5, per_formula: int = 1,
                                exclude: Iterable[str] = ()) -> list[SynthesisAnalog]:
-        """Known syntheses of the same or the most similar compositions (recipe table only)."""
-        return self.recipes.find_analogs(formula, k=k, per_formula=per_formula,
-                                         exclude=exclude)
+        """Known syntheses of the same or the most similar compositions: the user's ingested
+        recipes and the shipped pack, ranked together by similarity (no embeddings)."""
+        exclude = list(exclude)
+        found: list[SynthesisAnalog] = []
+        for table in (self.recipes, self.shipped_table()):
+            if table is not None and len(table):
+                found += table.find_analogs(formula, k=k, per_formula=per_formula,
+                                            exclude=exclude)
+        found.sort(key=lambda a: (not a.exact_match, -a.similarity, a.recipe_id))
+        out: list[SynthesisAnalog] = []
+        seen: set[str] = set()
+        per: dict[str, int] = {}
+        for a in found:
+            if a.recipe_id in seen or per.get(a.canonical_formula, 0) >= per_formula:
+                continue
+            seen.add(a.recipe_id)
+            per[a.canonical_formula] = per.get(a.canonical_formula, 0) + 1
+            out.append(a)
+            if len(out) >= k:
+                break
+        return out
+
+    def ensure_shipped_recipes(self, elements: Sequence[str], *, limit: int = 300,
+                               progress: ProgressFn | None = None) -> int:
+        """Embed the shipped recipes of a chemical system into the vector store, once.
+
+        Recipes whose target lies within ``elements`` (plus O, C, H, N) and contains at least
+        two of the system's other elements (one for a single-element system) are added, the
+        ones with the most of the system's elements first, at most ``limit``. Returns how many
+        were newly embedded.
+        """
+        table = self.shipped_table()
+        if table is None or not elements:
+            return 0
+        recipes = table.recipes_within(elements, limit=limit)
+        if not recipes:
+            return 0
+        with self._db() as con:
+            have = {r[0] for r in con.execute("SELECT doc_id FROM documents WHERE doc_id LIKE "
+                                              "'recipe:%'")}
+        from matloop.knowledge.recipe_pack import PACK
+
+        docs = [r.to_document(origin=f"shipped:{PACK}", origin_file=PACK) for r in recipes
+                if r.document_id not in have]
+        if not docs:
+            return 0
+        report = self.add_documents(docs, progress=progress)
+        return report.added
 
     # ------------------------------------------------------------------ status
 

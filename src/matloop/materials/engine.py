@@ -48,6 +48,10 @@ class Prediction(BaseModel):
     stability_error: str | None = Field(
         default=None, description="Why stability could not be assessed, if it could not."
     )
+    flags: list[str] = Field(default_factory=list, description="Warnings a reader must see "
+                             "next to the numbers, e.g. a candidate far below the MP hull.")
+    reference_set: str | None = Field(default=None, description="What the hull was built "
+                                      "from (reference phases and their sources).")
     bulk_modulus_gpa: float | None = Field(default=None, description="Birch-Murnaghan B0, GPa.")
     magmoms_bohr: list[float] | None = Field(default=None, description="Site moments, μB.")
     relaxed: bool = Field(description="Whether the structure was relaxed.")
@@ -75,7 +79,8 @@ class MaterialsEngine:
                  ) -> None:
         self.settings = settings or get_settings()
         self.cache = cache if cache is not None else EvaluationCache(self.settings.cache_path)
-        self.store = store if store is not None else ReferenceStore(self.settings.reference_path)
+        self.store = store if store is not None else ReferenceStore(
+            self.settings.reference_path, shipped=self.settings.mp_references)
         self.store.ensure_starter_library()
         self.evaluator = Evaluator(mlip, cache=self.cache, settings=self.settings)
 
@@ -214,6 +219,9 @@ class MaterialsEngine:
                     pred.decomposition = st.decomposition
                     pred.is_stable = st.is_stable
                     pred.energy_scale = st.energy_scale
+                    pred.reference_set = (f"{st.n_reference_phases} phases of {st.chemsys} from "
+                                          f"{', '.join(st.reference_sources)}")
+                    pred.flags += below_hull_flags(st)
                 except MatloopError as exc:
                     pred.stability_error = str(exc)
             if bulk_modulus:
@@ -223,6 +231,24 @@ class MaterialsEngine:
             if progress:
                 progress("assessing", i + 1, len(structures))
         return predictions
+
+
+#: How far below the hull (eV/atom) a candidate may lie before it is flagged: beyond MLIP
+#: formation-energy errors (a few tens of meV/atom against MP).
+BELOW_HULL_FLAG_EV_PER_ATOM = 0.05
+
+
+def below_hull_flags(st: StabilityResult) -> list[str]:
+    """The warning a candidate far below the reference hull must carry, if any."""
+    if st.e_above_hull_ev_per_atom >= -BELOW_HULL_FLAG_EV_PER_ATOM:
+        return []
+    depth = f"{-st.e_above_hull_ev_per_atom:.3f} eV/atom"
+    if st.energy_scale.startswith("mp2020"):
+        return [f"below the MP hull by {depth}: likely MLIP error or a missing reference; "
+                f"confirm with DFT"]
+    return [f"below the hull of the local references by {depth} (MLIP scale): a missing "
+            f"reference phase or MLIP error is likelier than a new stable phase; confirm with "
+            f"DFT against Materials Project references"]
 
 
 def _provenance(ev: Evaluator) -> dict[str, str]:

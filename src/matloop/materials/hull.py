@@ -102,13 +102,18 @@ def stability_from_formation_energies(
 def choose_scale(store: ReferenceStore, elements: Sequence[str], requested: str) -> Scale:
     """Resolve 'auto' to the scale the store can support for ``elements``.
 
-    'auto' picks mp2020 when the store has an MP2020 elemental total energy for every element
-    (and so can put a candidate on that scale), otherwise mlip.
+    'auto' relaxes the references with the MLIP ('mlip') where the user supplied reference
+    structures without energies for this system (imported CIFs), and otherwise uses the DFT
+    formation energies on the MP2020 scale ('mp2020': the shipped Materials Project set and
+    any imported or fetched entries) whenever there is an MP2020 elemental energy for every
+    element; only without one does it fall back to 'mlip'.
     """
     if requested in ("mlip", "mp2020"):
         return requested  # type: ignore[return-value]
     if requested != "auto":
         raise ValueError(f"unknown reference scale {requested!r}; valid: auto, mlip, mp2020")
+    if store.user_structures(elements):
+        return "mlip"
     elemental = {p.formula_element for p in _elemental_refs(store, elements)}
     return "mp2020" if set(elements) <= elemental else "mlip"
 

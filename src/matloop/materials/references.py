@@ -112,14 +112,32 @@ def sub_chemsys(elements: Iterable[str]) -> list[str]:
 
 
 class ReferenceStore:
-    """SQLite-backed store of reference phases."""
+    """Reference phases: a user's SQLite store plus, by default, the shipped MP references.
 
-    def __init__(self, path: str | Path) -> None:
+    Args:
+        path: SQLite file of the user's phases (imports, fetched MP entries, the starter
+            library's structures).
+        shipped: Also answer with the Materials Project composition energies and MP2020
+            elemental references shipped with matloop (:mod:`matloop.materials.mp_pack`),
+            read-only and never copied into the SQLite file. Held-out formulas are hidden from
+            both.
+    """
+
+    def __init__(self, path: str | Path, *, shipped: bool = True) -> None:
         from matloop.materials.cache import open_sqlite
 
         self.path = Path(path)
+        self.shipped = shipped
         self._lock = threading.Lock()
         self._conn = open_sqlite(self.path, _SCHEMA)
+
+    def shipped_set(self) -> Any:
+        """The shipped MP composition set when it is active (None otherwise)."""
+        if not self.shipped:
+            return None
+        from matloop.materials.mp_pack import mp_compositions
+
+        return mp_compositions()
 
     # -- writing ---------------------------------------------------------------------------
     def add(self, phases: Iterable[ReferencePhase]) -> int:
@@ -206,7 +224,7 @@ class ReferenceStore:
         )
         with self._lock:
             rows = self._conn.execute(sql, args).fetchall()
-        return [
+        out = [
             ReferencePhase(
                 source=r[0], source_id=r[1], formula=r[2], energy_ev_per_atom=r[3],
                 energy_kind=r[4], energy_scale=r[5],
@@ -214,6 +232,77 @@ class ReferenceStore:
             )
             for r in rows
         ]
+        if with_structure is not True and energy_scale in (None, "mp2020"):
+            out += self._shipped_phases(systems, energy_kind)
+        return out
+
+    def _shipped_phases(self, systems: list[str], energy_kind: str | None,
+                        ) -> list[ReferencePhase]:
+        pack = self.shipped_set()
+        if pack is None:
+            return []
+        from matloop.materials.mp_pack import ELEMENT_SOURCE, SOURCE
+
+        held = self.held_out()
+        out: list[ReferencePhase] = []
+        if energy_kind in (None, "total"):
+            for system in systems:
+                ref = pack.elements.get(system) if "-" not in system else None
+                if ref is not None:
+                    out.append(ReferencePhase(
+                        source=ELEMENT_SOURCE, source_id=ref["mp_id"], formula=system,
+                        energy_ev_per_atom=ref["energy_per_atom_ev"], energy_kind="total",
+                        energy_scale="mp2020", meta={"mp_id": ref["mp_id"]}))
+        if energy_kind in (None, "formation"):
+            for row in pack.in_systems(systems):
+                if row.formula in held:
+                    continue
+                out.append(ReferencePhase(
+                    source=SOURCE, source_id=row.mp_id or row.formula, formula=row.formula,
+                    energy_ev_per_atom=row.formation_energy_ev_per_atom,
+                    energy_kind="formation", energy_scale="mp2020",
+                    meta={"mp_id": row.mp_id, "origin": row.origin}))
+        return out
+
+    def known_composition(self, reduced_formula: str) -> ReferencePhase | None:
+        """A structure-less reference of this reduced formula (shipped MP set first), or None."""
+        pack = self.shipped_set()
+        if pack is not None and reduced_formula not in self.held_out():
+            row = pack.get(reduced_formula)
+            if row is not None:
+                from matloop.materials.mp_pack import SOURCE
+
+                return ReferencePhase(
+                    source=SOURCE, source_id=row.mp_id or row.formula, formula=row.formula,
+                    energy_ev_per_atom=row.formation_energy_ev_per_atom,
+                    energy_kind="formation", energy_scale="mp2020",
+                    meta={"mp_id": row.mp_id, "origin": row.origin})
+        with self._lock:
+            r = self._conn.execute(
+                "SELECT source, source_id, formula, energy_ev_per_atom, energy_kind, "
+                "energy_scale, meta FROM phases WHERE reduced_formula = ? AND structure IS NULL "
+                "ORDER BY id LIMIT 1", (reduced_formula,)).fetchone()
+        if r is None:
+            return None
+        return ReferencePhase(source=r[0], source_id=r[1], formula=r[2], energy_ev_per_atom=r[3],
+                              energy_kind=r[4], energy_scale=r[5], meta=json.loads(r[6]))
+
+    def composition_count(self) -> int:
+        """Distinct reduced formulas with an energy (shipped set included, held out excluded)."""
+        with self._lock:
+            own = {r[0] for r in self._conn.execute(
+                "SELECT DISTINCT reduced_formula FROM phases WHERE energy_ev_per_atom IS NOT NULL")}
+        pack = self.shipped_set()
+        if pack is None:
+            return len(own)
+        held = self.held_out()
+        return len(own | {f for f in pack.by_formula if f not in held})
+
+    def user_structures(self, elements: Iterable[str]) -> list[ReferencePhase]:
+        """Reference structures the user supplied without energies (imported CIFs) within
+        ``elements``: where they exist, the hull is built with the MLIP by default."""
+        return [p for p in self.phases(elements, with_structure=True)
+                if p.source != "starter" and p.energy_ev_per_atom is None]
 
     def status(self) -> list[dict[str, Any]]:
         """Counts of phases by source, energy kind and scale."""
@@ -223,16 +312,32 @@ class ReferenceStore:
                 "SUM(structure IS NOT NULL), COUNT(*), COUNT(DISTINCT chemsys) FROM phases "
                 "GROUP BY 1, 2, 3 ORDER BY 1"
             ).fetchall()
-        return [
+        out = [
             {"source": r[0], "energy_kind": r[1], "energy_scale": r[2], "with_structure": r[3],
              "phases": r[4], "chemical_systems": r[5]}
             for r in rows
         ]
+        pack = self.shipped_set()
+        if pack is not None:
+            from matloop.materials.mp_pack import ELEMENT_SOURCE, SOURCE
+
+            held = self.held_out()
+            n = sum(1 for f in pack.by_formula if f not in held)
+            out = [{"source": SOURCE + " (shipped, read-only)", "energy_kind": "formation",
+                    "energy_scale": "mp2020", "with_structure": 0, "phases": n,
+                    "chemical_systems": len(pack.by_chemsys)},
+                   {"source": ELEMENT_SOURCE + " (shipped, read-only)", "energy_kind": "total",
+                    "energy_scale": "mp2020", "with_structure": 0,
+                    "phases": len(pack.elements), "chemical_systems": len(pack.elements)},
+                   *out]
+        return out
 
     def count(self) -> int:
-        """Total number of phases."""
+        """Total number of phases (shipped set included)."""
         with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM phases").fetchone()[0])
+            own = int(self._conn.execute("SELECT COUNT(*) FROM phases").fetchone()[0])
+        pack = self.shipped_set()
+        return own + (0 if pack is None else len(pack) + len(pack.elements))
 
     def close(self) -> None:
         """Close the connection."""

@@ -120,6 +120,15 @@ def to_markdown(report: DiscoveryReport) -> str:
         if key != "reference_store":
             lines.append(f"- {t(key)}: "
                          f"{t(json.dumps(value) if not isinstance(value, str) else value)}")
+    if report.reference_phases:
+        lines += ["", "### Reference phases of the hull", "",
+                  "| formula | E_form (eV/atom) | E_hull (eV/atom) | Materials Project id | "
+                  "source |", "|---|---|---|---|---|"]
+        for p in sorted(report.reference_phases,
+                        key=lambda p: (p.e_above_hull_ev_per_atom > 1e-6, p.formula)):
+            lines.append(f"| {t(p.formula)} | {p.formation_energy_ev_per_atom:.3f} | "
+                         f"{p.e_above_hull_ev_per_atom:.3f} | {t(p.mp_id or '–')} | "
+                         f"{t(p.source)} |")
     lines += ["", "## Candidates (best first)", ""]
     lines += [f"![{name}](plots/{name}.svg)" for name in ("hull", "property", "progress")
               if name in report.artifacts.get("plots", "")] + [""]
@@ -127,10 +136,11 @@ def to_markdown(report: DiscoveryReport) -> str:
               "properties | novelty | meets objective |", "|---|---|---|---|---|---|---|---|---|"]
     for c in [c for c in report.candidates if c.status == "ok"][:25]:
         props = ", ".join(f"{t(k)}={v:.3g}" for k, v in c.properties.items())
+        novelty = t(c.novelty or "not assessed") + "".join(f"; **{t(f)}**" for f in c.flags)
         lines.append(f"| {t(c.id)} | {t(c.formula)} | {t(c.spacegroup or '')} | "
                      f"{t(c.method)} | {c.e_above_hull_ev_per_atom:+.3f} | "
                      f"{c.formation_energy_ev_per_atom:.3f} | {props} | "
-                     f"{t(c.novelty or 'not assessed')} | {c.meets_objective} |")
+                     f"{novelty} | {c.meets_objective} |")
     failed = [c for c in report.candidates if c.status not in ("ok",)]
     if failed:
         lines += ["", f"{len(failed)} candidates have no result (" + t(", ".join(

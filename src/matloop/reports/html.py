@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import re
 from html import escape
 from pathlib import Path
 from urllib.parse import quote
@@ -38,7 +39,7 @@ margin:18px 0}section h2{font-size:19px;margin:0 0 12px}h3{font-size:15px;margin
 .badge{display:inline-block;padding:1px 8px;border-radius:999px;font-size:12px;font-weight:600;
 background:#edf2f7;color:var(--ink);white-space:nowrap}.b-ok{background:#c6f6d5;color:#22543d}
 .b-bad{background:#fed7d7;color:#742a2a}.b-warn{background:#fefcbf;color:#744210}
-.b-info{background:#bee3f8;color:#2a4365}
+.b-info{background:#bee3f8;color:#2a4365}.flag{color:#9c4221;font-size:.9em}
 table{border-collapse:collapse;width:100%;font-size:13.5px}
 th,td{text-align:left;padding:6px 9px;border-bottom:1px solid var(--line);vertical-align:top}
 th{background:var(--bg);font-weight:600;position:sticky;top:0}
@@ -189,7 +190,32 @@ def _methods(r: DiscoveryReport) -> str:
               ("cost", f"{u.cost_usd:.4f} USD of {budget.get('max_cost_usd', '–')}"),
               ("wall time", f"{u.wall_time_s:.0f} s of {budget.get('max_wall_time_s', '–')} s"),
               ("tool calls", str(u.tool_calls))]
-    return _kv(items)
+    if m.get("references"):
+        items.insert(3, ("references checked against", str(m["references"])))
+    return _kv(items) + reference_table(r)
+
+
+def reference_table(r: DiscoveryReport) -> str:
+    """The reference phases of the hull, with their mp-ids, so stability can be checked."""
+    if not r.reference_phases:
+        return ""
+    rows = "".join(
+        f"<tr><td>{e(p.formula)}</td><td class='num'>{p.formation_energy_ev_per_atom:.3f}</td>"
+        f"<td class='num'>{p.e_above_hull_ev_per_atom:.3f}</td><td>{_mp_link(p.mp_id)}</td>"
+        f"<td>{e(p.source)}</td></tr>"
+        for p in sorted(r.reference_phases, key=lambda p: (p.e_above_hull_ev_per_atom > 1e-6,
+                                                           p.formula)))
+    return ("<h3>Reference phases of the hull</h3><div class='scroll'><table id='references'>"
+            "<tr><th>formula</th><th>E<sub>form</sub> (eV/atom)</th><th>E<sub>hull</sub> "
+            "(eV/atom)</th><th>Materials Project id</th><th>source</th></tr>"
+            f"{rows}</table></div>")
+
+
+def _mp_link(mp_id: str | None) -> str:
+    if not mp_id or not re.fullmatch(r"mp-\d+|mvc-\d+", mp_id):
+        return e(mp_id or "–")
+    return (f"<a href='https://next-gen.materialsproject.org/materials/{e(mp_id)}'>"
+            f"{e(mp_id)}</a>")
 
 
 def _source(c: CandidateResult) -> str:
@@ -215,7 +241,9 @@ def candidate_table(r: DiscoveryReport, *, limit: int = 40) -> str:
             f"<td>{e(spacegroup_label(c.spacegroup))}</td>"
             f"<td class='num'>{fmt(c.e_above_hull_ev_per_atom, '+.3f')}</td>"
             f"<td class='num'>{fmt(c.formation_energy_ev_per_atom)}</td><td>{_props(c)}</td>"
-            f"<td>{e(c.novelty or 'not assessed')}</td><td>{e(_source(c))}</td>"
+            f"<td>{e(c.novelty or 'not assessed')}"
+            + "".join(f"<br><span class='flag'>⚠ {e(f)}</span>" for f in c.flags)
+            + f"</td><td>{e(_source(c))}</td>"
             f"<td>{e(c.hypothesis_id or '–')}</td><td>{meets}</td>"
             f"<td class='calls'>{'<br>'.join(e(x) for x in c.tool_call_ids)}</td></tr>")
     failed = [c for c in r.candidates if c.status != "ok"]

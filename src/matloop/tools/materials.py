@@ -89,9 +89,10 @@ def _stem(spec: str, p: Prediction) -> str:
 def _summary(p: Prediction) -> dict[str, Any]:
     keys = ("status", "message", "formula", "energy_per_atom_ev", "formation_energy_ev_per_atom",
             "e_above_hull_ev_per_atom", "decomposition", "is_stable", "energy_scale",
-            "stability_error", "bulk_modulus_gpa", "mlip", "mlip_model", "mlip_version")
+            "stability_error", "reference_set", "flags", "bulk_modulus_gpa", "mlip",
+            "mlip_model", "mlip_version")
     data = p.model_dump()
-    return {k: data[k] for k in keys if data.get(k) not in (None, "", {})}
+    return {k: data[k] for k in keys if data.get(k) not in (None, "", {}, [])}
 
 
 def make_materials_tools(engine: MaterialsEngine, *, run_dir: Path | None = None,
