@@ -4,16 +4,11 @@ The queries and their stated constraints (machine-checkable predicates) are in
 ``evals/data/campaign_queries.json``: stability in a chemical system, a band-gap window, a
 mechanical target, a composition constraint (lead-free) and a synthesis question. Each runs as
 an offline campaign (``Budget(max_evaluations=N, max_iterations=2)``, cells of at most 10 atoms)
-in one data directory under ``evals/results/cache/campaigns/`` that is prepared once:
-
-* reference store: the MP2020 elemental references and every Materials Project formation
-  energy of the matbench and roost files, converted from the legacy MP corrections to MP2020
-  (``import_references(..., scale="mp-legacy")``), so hulls are on the ``mp2020`` scale;
-* a band-gap surrogate trained on ``experimental/matbench_expt_gap_compositions.csv.gz``
-  (composition features, 3-fold CV);
-* a knowledge base of the text-mined solid-state recipes whose target lies in one of the
-  queries' systems or is a halide (at most ``--kb-recipes``), for evidence and synthesis
-  analogues.
+in one data directory under ``evals/results/cache/campaigns/``. References and literature are
+the package's defaults (the shipped Materials Project compositions on the MP2020 scale, and
+the shipped text-mined synthesis recipes); the one preparation step is a band-gap surrogate
+trained on ``experimental/matbench_expt_gap_compositions.csv.gz`` (composition features,
+3-fold CV).
 
 Per campaign: wall time, MLIP evaluations (and how many MLIP results were computed rather than
 read from the cache ``evals/results/cache/campaigns.sqlite``: wall times are only comparable
@@ -33,7 +28,6 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import shutil
@@ -44,11 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from evals.common import (
-    ELEMENTS,
-    MATBENCH,
     REPO,
     RESULTS,
-    ROOST,
     PeakMemory,
     parse_benchmark_args,
     cache_entries,
@@ -58,8 +49,6 @@ from evals.common import (
 QUERIES_FILE = REPO / "evals" / "data" / "campaign_queries.json"
 WORKDIR = RESULTS / "cache" / "campaigns"
 GAP_DATA = "experimental/matbench_expt_gap_compositions.csv.gz"
-RECIPES = "literature/synthesis_recipes_flat.jsonl.gz"
-HALOGENS = {"F", "Cl", "Br", "I"}
 STABLE_EV_PER_ATOM = 0.1
 CONSTRAINTS = ("within_chemsys", "excluded_elements", "required_any_of",
                "max_e_above_hull_ev_per_atom", "band_gap_ev", "bulk_modulus_gpa",
@@ -80,30 +69,15 @@ def load_queries(path: Path = QUERIES_FILE) -> list[dict[str, Any]]:
 
 # -- the data directory -------------------------------------------------------------------------
 
-def prepare(workdir: Path, data: Path, queries: list[dict[str, Any]], *,
-            kb_recipes: int) -> dict[str, Any]:
-    """Reference store, band-gap surrogate and knowledge base, each built once."""
-    from matloop.config import get_settings
-    from matloop.materials.references import ReferenceStore, import_references
+def prepare(workdir: Path, data: Path) -> dict[str, Any]:
+    """The data directory: the band-gap surrogate, trained once.
 
+    References (the Materials Project compositions shipped with matloop) and literature (the
+    shipped synthesis recipes, indexed per chemical system as campaigns search) need no step.
+    """
     notes: dict[str, Any] = {}
-    settings = get_settings()
     done = workdir / "prepared.json"
     state = json.loads(done.read_text()) if done.exists() else {}
-    wanted = [ELEMENTS, f"{MATBENCH} (mp-legacy)", f"{ROOST} (mp-legacy)"]
-    if state.get("references") != wanted:
-        t0 = time.perf_counter()
-        for leftover in settings.reference_path.parent.glob(settings.reference_path.name + "*"):
-            leftover.unlink()
-        store = ReferenceStore(settings.reference_path)
-        # Elements first: converting the legacy-MP files to MP2020 needs their DFT energies.
-        import_references(store, data / ELEMENTS)
-        for name in (MATBENCH, ROOST):
-            import_references(store, data / name, scale="mp-legacy")
-        store.ensure_starter_library()
-        store.close()
-        state["references"] = wanted
-        notes["references_seconds"] = round(time.perf_counter() - t0, 1)
     if state.get("band_gap") != GAP_DATA:
         from matloop.surrogates.training import train_surrogate
 
@@ -112,40 +86,8 @@ def prepare(workdir: Path, data: Path, queries: list[dict[str, Any]], *,
                         unit="eV", folds=3, seed=0, n_jobs=1)
         state["band_gap"] = GAP_DATA
         notes["band_gap_training_seconds"] = round(time.perf_counter() - t0, 1)
-    if state.get("kb_recipes") != kb_recipes:
-        notes["knowledge"] = build_knowledge(workdir, data, queries, kb_recipes)
-        state["kb_recipes"] = kb_recipes
     done.write_text(json.dumps(state))
     return notes
-
-
-def build_knowledge(workdir: Path, data: Path, queries: list[dict[str, Any]],
-                    limit: int) -> dict[str, Any]:
-    """Ingest recipes relevant to the queries (targets within a query's system, or halides)."""
-    from pymatgen.core import Composition
-
-    from matloop.knowledge import KnowledgeBase
-
-    systems = [set(q["constraints"]["within_chemsys"].split("-")) for q in queries
-               if "within_chemsys" in q["constraints"]]
-    picked = []
-    with gzip.open(data / RECIPES, "rt", encoding="utf-8") as fh:
-        for line in fh:
-            row = json.loads(line)
-            try:
-                els = {e.symbol for e in Composition(row["target_formula"]).elements}
-            except Exception:  # noqa: BLE001, S112 - unparsable text-mined formula
-                continue
-            if any(els <= s for s in systems) or (els & HALOGENS and len(els) >= 3):
-                picked.append(line)
-            if len(picked) >= limit:
-                break
-    subset = workdir / "recipes_subset.jsonl.gz"
-    with gzip.open(subset, "wt", encoding="utf-8") as fh:
-        fh.writelines(picked)
-    t0 = time.perf_counter()
-    report = KnowledgeBase().ingest([subset], kind="recipes")
-    return {"recipes": report.added, "seconds": round(time.perf_counter() - t0, 1)}
 
 
 # -- scoring ------------------------------------------------------------------------------------
@@ -288,8 +230,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated query names (default: all five)")
     parser.add_argument("--max-atoms", type=int, default=10)
     parser.add_argument("--relax-steps", type=int, default=300)
-    parser.add_argument("--kb-recipes", type=int, default=3000,
-                        help="recipes ingested into the knowledge base (default 3000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=WORKDIR,
                         help="data directory prepared once and reused")
@@ -318,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     start = time.perf_counter()
     with PeakMemory() as mem:
-        prep = prepare(args.workdir, args.data, load_queries(), kb_recipes=args.kb_recipes)
+        prep = prepare(args.workdir, args.data)
         results = {}
         for q in queries:
             results[q["name"]] = r = run_query(q, args.budget, runs=args.workdir / "runs",
@@ -338,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
                      "max_atoms": args.max_atoms, "relax_steps": args.relax_steps,
                      "seed": args.seed, "llm": "none (offline policies)",
                      "mlip": MaterialsEngine().mlip_label, "reference_scale": "mp2020",
-                     "stable_ev_per_atom": STABLE_EV_PER_ATOM, "kb_recipes": args.kb_recipes,
+                     "stable_ev_per_atom": STABLE_EV_PER_ATOM,
                      "queries_file": str(QUERIES_FILE.relative_to(REPO)),
                      "sun": "top 10 of the report; novel = composition absent from the "
                             "reference store (MP matbench + roost + starter library)"},

@@ -134,7 +134,7 @@ def refs_import(
     from matloop.materials.references import ReferenceStore, import_references
 
     try:
-        store = ReferenceStore(get_settings().reference_path)
+        store = ReferenceStore.from_settings()
         with console.status(f"importing {path}"):
             n = import_references(store, path, scale=scale)
     except MatloopError as exc:
@@ -149,7 +149,7 @@ def refs_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
     from matloop.config import get_settings
     from matloop.materials.references import ReferenceStore
 
-    store = ReferenceStore(get_settings().reference_path)
+    store = ReferenceStore.from_settings()
     store.ensure_starter_library()
     rows = store.status()
     if as_json:
@@ -174,7 +174,7 @@ def refs_fetch(chemsys: Annotated[str, typer.Option("--chemsys", help="e.g. Li-F
     settings = get_settings()
     key = settings.mp_api_key.get_secret_value() if settings.mp_api_key else None
     try:
-        store = ReferenceStore(settings.reference_path)
+        store = ReferenceStore.from_settings(settings)
         with console.status(f"fetching {chemsys} from the Materials Project"):
             n = fetch_chemsys(store, chemsys, api_key=key)
     except MatloopError as exc:

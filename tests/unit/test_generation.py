@@ -16,7 +16,7 @@ from matloop.generation import (
     register_generator,
 )
 from matloop.generation.chemistry import charge_balanced, check_validity, oxidation_assignments
-from matloop.generation.matching import NoveltyIndex, unique_flags
+from matloop.generation.matching import NoveltyIndex, novelty_label, unique_flags
 from matloop.generation.prototype import templates
 from matloop.materials.references import ReferencePhase
 from matloop.materials.structures import min_interatomic_distance
@@ -161,8 +161,13 @@ def test_novelty_structure_and_composition_levels() -> None:
     assert known["matched_structure"] == "starter:NaCl"
     cscl = Structure.from_spacegroup(221, Lattice.cubic(3.3), ["Na", "Cl"], [[0, 0, 0],
                                                                             [0.5, 0.5, 0.5]])
-    new = index.assess(cscl)  # a new decoration of a known composition
-    assert new["novel"] and new["novel_structure"] and new["novelty_basis"] == "structure"
+    new = index.assess(cscl)  # a new structure of a composition the references know
+    assert new["novel_structure"] and not new["novel_composition"] and not new["novel"]
+    assert new["novelty_basis"] == "structure"
+    assert novelty_label(new).startswith("known composition (starter:NaCl); structure not among "
+                                         "the 1 local structure reference(s) of NaCl")
+    nacl2 = index.assess(rocksalt(5.0, ("Na", "Br")))  # nothing of NaBr is known
+    assert nacl2["novel"] and novelty_label(nacl2).startswith("new composition (not among the 2 ")
     kcl = index.assess(rocksalt(6.3, ("K", "Cl")))  # only a composition is known
     assert kcl["novel_structure"] and not kcl["novel_composition"] and not kcl["novel"]
     assert kcl["novelty_basis"] == "composition"

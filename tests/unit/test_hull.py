@@ -47,7 +47,7 @@ def test_mp2020_correction_matches_published_values() -> None:
 
 
 def test_mp2020_scale_uses_store_references(tmp_path) -> None:
-    store = ReferenceStore(tmp_path / "s.sqlite")
+    store = ReferenceStore(tmp_path / "s.sqlite", shipped=False)
     store.add([
         ReferencePhase("mp", "na", "Na1", -1.3, "total", "mp2020"),
         ReferencePhase("mp", "cl", "Cl2", -1.8, "total", "mp2020"),

@@ -23,7 +23,7 @@ def test_import_csv_and_query_by_chemical_system(tmp_path) -> None:
     csv = tmp_path / "refs.csv"
     csv.write_text("task_id,composition,formation_energy_per_atom\n"
                    "mp-22862,NaCl,-2.105\nmp-1,Na2O,-1.38\nmp-2,Cl2O,0.3\nmp-3,KCl,-2.2\n")
-    store = ReferenceStore(tmp_path / "refs.sqlite")
+    store = ReferenceStore(tmp_path / "refs.sqlite", shipped=False)
     assert import_references(store, csv) == 4
     got = {p.composition.reduced_formula for p in store.phases(["Na", "Cl"])}
     assert got == {"NaCl"}
@@ -48,7 +48,7 @@ def test_bad_csv_names_the_problem(tmp_path, content: str, fragment: str) -> Non
     csv = tmp_path / "bad.csv"
     csv.write_text(content)
     with pytest.raises(ReferenceDataError, match=fragment):
-        import_references(ReferenceStore(tmp_path / "s.sqlite"), csv)
+        import_references(ReferenceStore(tmp_path / "s.sqlite", shipped=False), csv)
 
 
 def test_import_computed_entries_and_cifs(tmp_path) -> None:
@@ -58,7 +58,7 @@ def test_import_computed_entries_and_cifs(tmp_path) -> None:
                "Cl": ComputedEntry("Cl2", -3.6, entry_id="mp-22848").as_dict()}
     path = tmp_path / "elements.json"
     path.write_text(json.dumps(entries))
-    store = ReferenceStore(tmp_path / "s.sqlite")
+    store = ReferenceStore(tmp_path / "s.sqlite", shipped=False)
     assert import_references(store, path) == 2
     totals = {p.formula: p.energy_ev_per_atom for p in store.phases(["Na", "Cl"],
                                                                      energy_kind="total")}
@@ -76,11 +76,11 @@ def test_invalid_cif_in_folder_is_named(tmp_path) -> None:
     folder.mkdir()
     (folder / "broken.cif").write_text((DATA / "garbage.cif").read_text())
     with pytest.raises(ReferenceDataError, match="broken.cif"):
-        import_references(ReferenceStore(tmp_path / "s.sqlite"), folder)
+        import_references(ReferenceStore(tmp_path / "s.sqlite", shipped=False), folder)
 
 
 def test_starter_library_is_seeded_once(tmp_path) -> None:
-    store = ReferenceStore(tmp_path / "s.sqlite")
+    store = ReferenceStore(tmp_path / "s.sqlite", shipped=False)
     n = store.ensure_starter_library()
     assert n == len(starter_phases()) and store.count() == n
     store.ensure_starter_library()
@@ -91,7 +91,7 @@ def test_held_out_formulas_leave_the_store_and_stay_out(tmp_path) -> None:
     csv = tmp_path / "refs.csv"
     csv.write_text("task_id,composition,formation_energy_per_atom\n"
                    "mp-22862,NaCl,-2.105\nmp-1,Na2O,-1.38\n")
-    store = ReferenceStore(tmp_path / "refs.sqlite")
+    store = ReferenceStore(tmp_path / "refs.sqlite", shipped=False)
     store.ensure_starter_library()
     import_references(store, csv)
     # Every phase of the formula goes: the MP energy and the starter-library structure.
@@ -104,7 +104,7 @@ def test_held_out_formulas_leave_the_store_and_stay_out(tmp_path) -> None:
     store.ensure_starter_library()
     assert "NaCl" not in {p.composition.reduced_formula for p in store.phases(["Na", "Cl"])}
     # The hold-out lives in the file: a second connection sees it.
-    assert ReferenceStore(tmp_path / "refs.sqlite").held_out() == {"NaCl"}
+    assert ReferenceStore(tmp_path / "refs.sqlite", shipped=False).held_out() == {"NaCl"}
 
 
 # --- legacy MP formation energies -------------------------------------------------------------
@@ -143,7 +143,7 @@ def test_legacy_shift_needs_the_gas_reference() -> None:
 def test_legacy_csv_is_converted_to_mp2020_on_import(tmp_path) -> None:
     from pymatgen.entries.computed_entries import ComputedEntry
 
-    store = ReferenceStore(tmp_path / "s.sqlite")
+    store = ReferenceStore(tmp_path / "s.sqlite", shipped=False)
     csv = tmp_path / "legacy.csv"
     csv.write_text("formula,target\nLiI,-1.2357\nLiF,-3.1809\n")
     # LiF needs the DFT F2 energy: without it the import names what to import first.

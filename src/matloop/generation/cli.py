@@ -61,7 +61,7 @@ def generate_command(
             raise MatloopError("--method llm needs a chat model",
                                hint="pass --model provider:model, e.g. ollama:llama3.1")
         settings = get_settings()
-        store = ReferenceStore(settings.reference_path)
+        store = ReferenceStore.from_settings(settings)
         store.ensure_starter_library()
         request = GenerationRequest(
             chemsys=chemsys, composition=composition, methods=methods, n=n,

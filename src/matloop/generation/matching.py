@@ -120,7 +120,7 @@ class NoveltyIndex:
                 self.compositions.setdefault(rf, []).append(_reference_label(p))
                 shipped = shipped or str(p.source).startswith("mp-pack")
         self.n_compositions = (store.composition_count() if store is not None
-                               else len(self.compositions))
+                               else len(set(self.structures) | set(self.compositions)))
         self.scope = ("MP and local reference compositions"
                       if shipped or (store is not None and store.shipped_set() is not None)
                       else "reference compositions")
@@ -143,10 +143,17 @@ class NoveltyIndex:
         s_match = self.structure_match(structure)
         c_match = self.composition_match(structure.composition)
         mp_checked: int | None = None
+        mp_error: str | None = None
         if s_match is None and (c_match is not None or rf in self.structures) and \
                 self.mp_structures is not None:
-            mp_refs = list(self.mp_structures(rf))
-            mp_checked = len(mp_refs)
+            from matloop.errors import MatloopError
+
+            try:
+                mp_refs = list(self.mp_structures(rf))
+            except MatloopError as exc:  # offline or refused: say so, judge locally
+                mp_refs, mp_error = [], exc.message
+            else:
+                mp_checked = len(mp_refs)
             for mp_id, ref in mp_refs:
                 if matches(structure, ref):
                     s_match = f"{mp_id} (Materials Project structure)"
@@ -167,6 +174,7 @@ class NoveltyIndex:
             "novelty_basis": "+".join(basis) or "formula unknown to the references",
             "local_structures": len(self.structures.get(rf, [])),
             "mp_structures_checked": mp_checked,
+            "mp_check_error": mp_error,
             "reference_compositions": self.n_compositions,
             "scope": self.scope,
             "formula": rf,
@@ -188,10 +196,11 @@ def novelty_label(assessment: dict[str, Any]) -> str:
     if not assessment["novel_composition"]:
         n_local = assessment.get("local_structures", 0)
         checked = assessment.get("mp_structures_checked")
+        why_not = (f"MP structure check failed: {assessment['mp_check_error']}"
+                   if assessment.get("mp_check_error") else "not checked against MP structures")
         where = (f"not among the {checked} Materials Project structures of {rf}"
                  if checked is not None else
-                 f"not among the {n_local} local structure reference(s) of {rf} (not checked "
-                 f"against MP structures)")
+                 f"not among the {n_local} local structure reference(s) of {rf} ({why_not})")
         return f"known composition ({assessment['matched_composition']}); structure {where}"
     n = assessment.get("reference_compositions")
     count = f"{n:,} " if isinstance(n, int) else ""

@@ -501,7 +501,7 @@ class KnowledgeBase:
                 break
         return out
 
-    def ensure_shipped_recipes(self, elements: Sequence[str], *, limit: int = 300,
+    def ensure_shipped_recipes(self, elements: Sequence[str], *, limit: int = 100,
                                progress: ProgressFn | None = None) -> int:
         """Embed the shipped recipes of a chemical system into the vector store, once.
 

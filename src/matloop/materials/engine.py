@@ -79,10 +79,23 @@ class MaterialsEngine:
                  ) -> None:
         self.settings = settings or get_settings()
         self.cache = cache if cache is not None else EvaluationCache(self.settings.cache_path)
-        self.store = store if store is not None else ReferenceStore(
-            self.settings.reference_path, shipped=self.settings.mp_references)
+        self.store = store if store is not None else ReferenceStore.from_settings(
+            self.settings)
         self.store.ensure_starter_library()
         self.evaluator = Evaluator(mlip, cache=self.cache, settings=self.settings)
+
+    @property
+    def mp_structures(self) -> Any:
+        """Online MP structure lookup for novelty checks (cached), or None without an API key."""
+        key = self.settings.mp_api_key
+        if key is None or not key.get_secret_value():
+            return None
+        if getattr(self, "_mp_structures", None) is None:
+            from matloop.materials.mp_client import MPStructureIndex
+
+            self._mp_structures = MPStructureIndex(self.settings.data_dir / "mp_structures.sqlite",
+                                                   api_key=key.get_secret_value())
+        return self._mp_structures
 
     @property
     def mlip_label(self) -> str:

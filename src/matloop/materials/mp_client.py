@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from pymatgen.core import Structure
 
 from matloop.errors import ReferenceDataError
 from matloop.materials.references import ReferencePhase, ReferenceStore
@@ -78,3 +84,66 @@ def fetch_chemsys(store: ReferenceStore, chemsys: str, *, api_key: str | None,
             hint="check MP_API_KEY and the network connection",
         ) from exc
     return store.add(phases_from_entries(list(entries)))
+
+
+class MPStructureIndex:
+    """Materials Project structures of a composition, fetched once and cached in SQLite, for
+    structure-level novelty checks (online; only when an API key is configured).
+
+    Args:
+        path: SQLite cache file (one row per reduced formula: mp-ids and structures).
+        api_key: Materials Project API key.
+        rester_factory: Replaces ``mp_api.client.MPRester`` (tests use recorded responses).
+    """
+
+    def __init__(self, path: str | Path, *, api_key: str,
+                 rester_factory: Callable[[str], Any] = _default_rester) -> None:
+        from matloop.materials.cache import open_sqlite
+
+        self.path = Path(path)
+        self.api_key = api_key
+        self.rester_factory = rester_factory
+        self._conn = open_sqlite(self.path, "CREATE TABLE IF NOT EXISTS mp_structures ("
+                                            "formula TEXT PRIMARY KEY, payload TEXT NOT NULL, "
+                                            "fetched_unix REAL NOT NULL)")
+        self._lock = threading.Lock()
+
+    def __call__(self, formula: str) -> list[tuple[str, Structure]]:
+        """(mp-id, structure) of every MP material with this reduced formula.
+
+        Raises:
+            ReferenceDataError: The request failed (network, key, server).
+        """
+        with self._lock:
+            row = self._conn.execute("SELECT payload FROM mp_structures WHERE formula = ?",
+                                     (formula,)).fetchone()
+        if row is None:
+            try:
+                with self.rester_factory(self.api_key) as mpr:
+                    docs = mpr.materials.summary.search(formula=formula,
+                                                        fields=["material_id", "structure"])
+            except Exception as exc:  # network, auth and server errors: one clear message
+                raise ReferenceDataError(
+                    f"Materials Project structure lookup for {formula} failed: "
+                    f"{type(exc).__name__}", hint="check MP_API_KEY and the network, or unset "
+                    "MP_API_KEY to judge novelty against the local references only") from exc
+            payload = [{"material_id": str(_field(d, "material_id")),
+                        "structure": _as_dict(_field(d, "structure"))} for d in docs]
+            with self._lock:
+                self._conn.execute("INSERT OR REPLACE INTO mp_structures VALUES (?, ?, ?)",
+                                   (formula, json.dumps(payload), time.time()))
+                self._conn.commit()
+        else:
+            payload = json.loads(row[0])
+        return [(p["material_id"], Structure.from_dict(p["structure"])) for p in payload
+                if p.get("structure")]
+
+
+def _field(doc: Any, name: str) -> Any:
+    return doc.get(name) if isinstance(doc, dict) else getattr(doc, name, None)
+
+
+def _as_dict(structure: Any) -> dict[str, Any] | None:
+    if structure is None:
+        return None
+    return structure if isinstance(structure, dict) else structure.as_dict()

@@ -131,6 +131,16 @@ class ReferenceStore:
         self._lock = threading.Lock()
         self._conn = open_sqlite(self.path, _SCHEMA)
 
+    @classmethod
+    def from_settings(cls, settings: Any = None) -> ReferenceStore:
+        """The store of the settings' data directory, with the shipped MP set when the settings
+        enable it (``MATLOOP_MP_REFERENCES``, on by default)."""
+        if settings is None:
+            from matloop.config import get_settings
+
+            settings = get_settings()
+        return cls(settings.reference_path, shipped=settings.mp_references)
+
     def shipped_set(self) -> Any:
         """The shipped MP composition set when it is active (None otherwise)."""
         if not self.shipped:
@@ -288,10 +298,10 @@ class ReferenceStore:
                               energy_kind=r[4], energy_scale=r[5], meta=json.loads(r[6]))
 
     def composition_count(self) -> int:
-        """Distinct reduced formulas with an energy (shipped set included, held out excluded)."""
+        """Distinct reduced formulas the references know (shipped set included, held-out
+        formulas excluded)."""
         with self._lock:
-            own = {r[0] for r in self._conn.execute(
-                "SELECT DISTINCT reduced_formula FROM phases WHERE energy_ev_per_atom IS NOT NULL")}
+            own = {r[0] for r in self._conn.execute("SELECT DISTINCT reduced_formula FROM phases")}
         pack = self.shipped_set()
         if pack is None:
             return len(own)

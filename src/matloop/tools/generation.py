@@ -177,7 +177,8 @@ def make_generation_tools(engine: Any, *, run_dir: Path | None = None, chat_mode
         report.per_method = {m: sum(c.method == m for c in report.candidates)
                              for m in report.per_method}
         known = NoveltyIndex(engine.store, elements=sorted(
-            {el for c in report.candidates for el in c.get_structure().composition.as_dict()}))
+            {el for c in report.candidates for el in c.get_structure().composition.as_dict()}),
+            mp_structures=engine.mp_structures)
         novelty = [novelty_label(known.assess(c.get_structure())) for c in report.candidates]
         paths = write_candidates(report, folder) if folder is not None else None
         summary = summarize(report, paths, novelty)

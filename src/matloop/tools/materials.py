@@ -152,7 +152,8 @@ def make_materials_tools(engine: MaterialsEngine, *, run_dir: Path | None = None
                 else:
                     system = final.composition.chemical_system
                     if system not in indexes:
-                        indexes[system] = NoveltyIndex(engine.store, elements=system.split("-"))
+                        indexes[system] = NoveltyIndex(engine.store, elements=system.split("-"),
+                                                       mp_structures=engine.mp_structures)
                     row["novelty"] = novelty_label(indexes[system].assess(final))
             if cif := save(p, _stem(structures[i], p)):
                 row["relaxed_cif_path"] = cif
