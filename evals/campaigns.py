@@ -183,7 +183,7 @@ def run_query(q: dict[str, Any], budget: int, *, runs: Path, max_atoms: int,
               seed: int) -> dict[str, Any]:
     """Run one campaign from scratch (relaxations come from the cache) and score it."""
     from evals.grounding import grounded_fraction
-    from matloop.campaign import start_campaign
+    from matloop.app.campaign import start_campaign
     from matloop.config import get_settings
     from matloop.materials.references import ReferenceStore
     from matloop.reports import to_markdown

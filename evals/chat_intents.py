@@ -1,4 +1,4 @@
-"""Benchmark of the offline chat reader (:func:`matloop.agents.chat_intents.understand`).
+"""Benchmark of the offline chat reader (:func:`matloop.agents.chat.intents.understand`).
 
 Questions and short conversations a materials scientist might type
 (``evals/data/chat_questions.json``: expected intent, entities, and an answer check for a later
@@ -31,7 +31,7 @@ from typing import Any
 
 from pymatgen.core import Composition
 
-from matloop.agents.chat_intents import INTENTS, ConversationContext, Understanding, understand
+from matloop.agents.chat.intents import INTENTS, ConversationContext, Understanding, understand
 
 DATA = Path(__file__).resolve().parent / "data" / "chat_questions.json"
 CONFIDENT = 0.5

@@ -157,7 +157,7 @@ def run_campaign_approach(system: System, budget: int, *, out_dir: Path, max_ato
     """An offline campaign; rows of evaluated candidates in evaluation order."""
     from pymatgen.core import Structure
 
-    from matloop.campaign import start_campaign
+    from matloop.app.campaign import start_campaign
     from matloop.config import get_settings
     from matloop.runtime import Budget, EventLog
 

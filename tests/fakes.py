@@ -72,3 +72,19 @@ def scripted(turns: Iterable[AIMessage], *, label: str = "scripted:test",
 def json_turn(payload: dict[str, Any]) -> AIMessage:
     """A turn that answers with JSON in its text (no tool call)."""
     return AIMessage(content="```json\n" + json.dumps(payload) + "\n```")
+
+
+def lc_tools(specs: Iterable[Any]) -> dict[str, Any]:
+    """Tool specs as the LangChain tools an LLM calls (JSON strings in and out), by name."""
+    return {spec.name: spec.as_langchain() for spec in specs}
+
+
+def toolbox(*families: Iterable[Any]) -> Any:
+    """A Toolbox of the given tool specs."""
+    from matloop.tools.base import Toolbox
+
+    box = Toolbox()
+    for family in families:
+        for spec in family:
+            box.add(spec)
+    return box

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,12 +29,20 @@ class Settings(BaseSettings):
         description="Directory for the evaluation cache, reference store and other user data.",
     )
     mlip: str = Field(default="chgnet", description="Default MLIP backend name.")
+    llm: str = Field(default="none", description="Default chat model for every role where no "
+                                                 "run setting names one: none (offline "
+                                                 "policies) or provider:model.")
+    runs_dir: Path = Field(default=Path("runs"), description="Folder of run directories for "
+                                                             "campaigns and chat.")
     fmax_ev_per_angstrom: float = Field(
         default=0.05, gt=0, description="Force convergence criterion for relaxations, eV/Å."
     )
     relax_steps: int = Field(default=500, gt=0, description="Maximum optimiser steps per relaxation.")
-    max_atoms: int = Field(
-        default=200, gt=0, description="Largest structure (atoms per cell) accepted for evaluation."
+    max_structure_atoms: int = Field(
+        default=200, gt=0,
+        validation_alias=AliasChoices("MATLOOP_MAX_STRUCTURE_ATOMS", "MATLOOP_MAX_ATOMS"),
+        description="Largest structure (atoms per cell) accepted for evaluation (campaigns' "
+                    "generated cells have their own, smaller limit).",
     )
     min_distance_angstrom: float = Field(
         default=0.5, gt=0, description="Closest allowed interatomic distance in an input structure, Å."

@@ -112,6 +112,12 @@ class EventLog:
             listener(event)
         return event["id"]
 
+    def tool_call(self, rec: Any) -> str:
+        """Record one tool call (a :class:`~matloop.schemas.ToolRecord`)."""
+        return self.write("tool_call", record_id=rec.id, step_id=rec.step_id, tool=rec.tool,
+                          arguments=rec.arguments, status=rec.status, summary=rec.summary,
+                          duration_s=round(rec.duration_s, 3))
+
     def read(self) -> list[dict[str, Any]]:
         """All events written so far."""
         if self.path is None or not self.path.exists():

@@ -258,6 +258,25 @@ class EvidenceRef(BaseModel):
     source: str = Field(description="Document kind/source, e.g. recipes, papers.")
 
 
+class EvidenceRecord(EvidenceRef):
+    """A passage a campaign retrieved: the cited fields plus where it was found."""
+
+    year: int | None = Field(default=None, description="Publication year, when known.")
+    found_by: str | None = Field(default=None, description="Tool record that retrieved it.")
+    hypothesis_id: str | None = Field(default=None, description="Hypothesis it was sought for.")
+
+
+class IterationSummary(BaseModel):
+    """What one iteration of a campaign achieved."""
+
+    iteration: int = Field(description="Iteration number (0-based).")
+    best_score: float | None = Field(default=None, description="Best objective score so far.")
+    evaluated: int = Field(default=0, description="Candidates evaluated in this iteration.")
+    stable: int = Field(default=0, description="Of them, within the stability threshold.")
+    meeting_objective: int = Field(default=0, description="Candidates meeting the objective "
+                                                          "so far.")
+
+
 class SynthesisSuggestion(BaseModel):
     """A synthesis route suggested from a known analogue."""
 

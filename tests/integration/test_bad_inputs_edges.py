@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from markdown_it import MarkdownIt
 
-from matloop.campaign import CampaignConfig
+from matloop.graphs.context import CampaignConfig
 from matloop.errors import FileAccessError, MatloopError, StructureInputError
 from matloop.files import FileAccess, load_structure
 from matloop.materials.structures import read_structure
@@ -31,7 +31,7 @@ from matloop.schemas import (
     Objective,
     SynthesisSuggestion,
 )
-from matloop.web import create_app
+from matloop.app.web import create_app
 from tests.conftest import DATA
 
 SECRET = "Xq7pZr3sSECRETmarker"  # a string that must never appear in a message
@@ -405,7 +405,7 @@ def test_url_credentials_are_stripped(url, clean) -> None:
 
 
 def test_campaign_config_file_has_no_credentials(tmp_path) -> None:
-    from matloop.web.campaigns import CampaignRequest, config_file_text
+    from matloop.app.web.campaigns import CampaignRequest, config_file_text
 
     runs = tmp_path / "runs"
     app = create_app(runs, base_url="https://bob:hunter2@llm.example/v1?api_key=abc")
@@ -564,8 +564,8 @@ def test_request_bodies_over_the_limit_get_413_before_being_read(tmp_path) -> No
 
 def test_routes_can_get_a_larger_limit_for_structure_uploads(tmp_path) -> None:
     from matloop.materials import structures
-    from matloop.web import limits
-    from matloop.web.limits import STRUCTURE_UPLOAD_BYTES, BodySizeLimit
+    from matloop.app.web import limits
+    from matloop.app.web.limits import STRUCTURE_UPLOAD_BYTES, BodySizeLimit
 
     assert limits.MAX_STRUCTURE_BYTES == structures.MAX_STRUCTURE_BYTES
 
@@ -579,7 +579,7 @@ def test_routes_can_get_a_larger_limit_for_structure_uploads(tmp_path) -> None:
 
 
 def test_chat_evidence_links_only_valid_dois() -> None:
-    from matloop.web.chat import evidence_in
+    from matloop.app.web.chat import evidence_in
 
     raw = json.dumps({"results": [
         {"id": "ev-1", "title": "t", "doi": "https://doi.org/10.1000/ok.1"},

@@ -52,7 +52,7 @@ def test_a_200_mib_body_is_refused_without_being_read(tmp_path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    code = ("import uvicorn\nfrom matloop.web import create_app\n"
+    code = ("import uvicorn\nfrom matloop.app.web import create_app\n"
             f"uvicorn.run(create_app({str(tmp_path / 'runs')!r}), host='127.0.0.1', "
             f"port={port}, log_level='warning')")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1"}

@@ -7,13 +7,14 @@ import json
 
 import pytest
 
-from matloop.campaign import resume_campaign, start_campaign
+from matloop.app.campaign import resume_campaign, start_campaign
 from matloop.config import get_settings
 from matloop.materials.engine import MaterialsEngine
 from matloop.runtime import Budget
-from matloop.tools.materials import make_materials_tools
+from matloop.files import FileAccess
+from matloop.tools.materials import materials_tools
 from tests.conftest import DATA
-from tests.fakes import json_turn, scripted, text_turn, tool_turn
+from tests.fakes import json_turn, scripted, text_turn, tool_turn, toolbox
 
 QUERY = "What stable compounds exist in the Na-Cl system?"
 OBJECTIVE = {"query": QUERY, "interpretation": "stable Na-Cl compounds",
@@ -41,7 +42,8 @@ DECISION = {"reasoning": "NaCl confirmed", "supported": ["H1"], "refuted": [],
 @pytest.fixture
 def tools(tmp_path):
     engine = MaterialsEngine(get_settings())
-    return {t.name: t for t in make_materials_tools(engine, run_dir=tmp_path / "artifacts")}
+    return toolbox(materials_tools(engine, run_dir=tmp_path / "artifacts",
+                                   access=FileAccess([DATA, tmp_path])))
 
 
 def models(**overrides):
@@ -66,7 +68,7 @@ def run(tmp_path, tools, chat_models, **kw):
 
 
 def events(campaign):
-    return campaign.ctx.events.read()
+    return campaign.services.events.read()
 
 
 def test_approval_path_runs_every_role_and_logs_calls(tmp_path, tools) -> None:
@@ -83,7 +85,7 @@ def test_approval_path_runs_every_role_and_logs_calls(tmp_path, tools) -> None:
     assert report.usage.llm_calls == len(llm) == 8
     assert report.usage.input_tokens == 800 and report.usage.tool_calls == 2
     assert report.methods["models"]["critic"] == "scripted:critic"
-    assert (campaign.run_dir / "report.json").is_file()
+    assert not (campaign.run_dir / "report.json").exists()  # written once, by the caller
     saved = json.loads((campaign.run_dir / "config.json").read_text())
     assert saved["query"] == QUERY
 
@@ -151,7 +153,7 @@ def test_failing_and_slow_tools_are_recorded_and_the_campaign_goes_on(tmp_path, 
     del chat["assistant"]  # offline assistant: calls exactly what the plan says
     campaign = start_campaign(QUERY, out_dir=tmp_path / "runs", chat_models=chat, tools=tools,
                               budget=Budget(max_iterations=1))
-    campaign.ctx.tool_timeout_s = 0.05
+    campaign.services.config.tool_timeout_s = 0.05
     report = campaign.run()
     calls = [e for e in events(campaign) if e["type"] == "tool_call"]
     assert calls[0]["status"] == "error" and "not a readable CIF" in calls[0]["summary"]
@@ -170,19 +172,19 @@ def test_budget_exhaustion_gives_a_partial_report(tmp_path, tools) -> None:
 def test_resume_after_an_interruption_repeats_no_work(tmp_path, tools) -> None:
     """A crash during step S2 (the process dies) and a resume: S1 is not called again and the
     relaxation finished before the crash is answered from the cache."""
-    from langchain_core.tools import StructuredTool
+    import dataclasses
 
     calls = {"n": 0}
     real = tools["relax_structure"]
 
-    def crashing(structure: str, bulk_modulus: bool = False) -> str:
+    def crashing(args):
         """Relax then die, as a killed process would."""
         calls["n"] += 1
-        real.invoke({"structure": structure})
+        real.run(args)
         raise SystemExit("killed")
 
-    crashing_tools = dict(tools, relax_structure=StructuredTool.from_function(
-        crashing, name="relax_structure", args_schema=real.args_schema))
+    crashing_tools = toolbox(tools.specs.values())
+    crashing_tools.add(dataclasses.replace(real, run=crashing))
     chat = models()
     del chat["assistant"]
     campaign = start_campaign(QUERY, out_dir=tmp_path / "runs", chat_models=chat,

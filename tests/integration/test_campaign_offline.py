@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from matloop.campaign import resume_campaign, start_campaign
+from matloop.app.campaign import resume_campaign, start_campaign
 from matloop.materials.cache import EvaluationCache
 from matloop.runtime import Budget
 
@@ -36,7 +36,8 @@ def test_offline_campaign_ranks_candidates_and_reports(tmp_path) -> None:
         assert c.tool_call_ids and c.mlip and "chgnet" in c.mlip
         assert c.energy_scale and c.cif_path and os.path.isfile(c.cif_path)
         assert set(c.chemical_system.split("-")) <= {"Ba", "Ti", "O"}
-        assert c.novelty and c.novelty.startswith(("novel (", "known ("))
+        assert c.novelty and c.novelty.startswith(
+            ("new composition (", "known composition (", "known phase ("))
     assert len({c.cif_path for c in evaluated}) == len(evaluated)  # no file overwritten
     for h in report.hypotheses:
         tested = any(c.hypothesis_id == h.id for c in evaluated)
@@ -44,7 +45,16 @@ def test_offline_campaign_ranks_candidates_and_reports(tmp_path) -> None:
     log = [json.loads(x) for x in (run.run_dir / "events.jsonl").read_text().splitlines()]
     tools = [e["tool"] for e in log if e["type"] == "tool_call"]
     assert "generate_candidates" in tools and "predict_properties" in tools
-    assert any("knowledge base" in x for x in report.limitations)
+    # literature from the first run: the shipped recipes give evidence and synthesis routes
+    assert report.evidence and all(e.id.startswith("ev-") for e in report.evidence)
+    assert report.synthesis and all(s.doi for s in report.synthesis)
+    # hull against MP: reference phases with mp-ids, and no MP composition called new
+    assert report.reference_phases and any(p.mp_id for p in report.reference_phases)
+    from matloop.materials.mp_pack import mp_compositions
+
+    for c in evaluated:
+        if mp_compositions().get(c.formula) is not None:
+            assert not c.novelty.startswith("new composition"), c
     assert report.next_steps and report.plan.beyond_tools
 
 
@@ -59,7 +69,7 @@ def test_killed_offline_campaign_resumes_to_the_same_candidates(tmp_path, monkey
     out = tmp_path / "runs"
     script = tmp_path / "campaign.py"
     script.write_text(textwrap.dedent(f"""
-        from matloop.campaign import start_campaign
+        from matloop.app.campaign import start_campaign
         from matloop.runtime import Budget
         start_campaign({QUERY!r}, out_dir={str(out)!r}, seed=5, campaign_id="killed",
                        budget=Budget(max_iterations=1, max_evaluations=6)).run()

@@ -7,20 +7,27 @@ import json
 from langgraph.checkpoint.memory import InMemorySaver
 
 from matloop.config import get_settings
-from matloop.graphs.chat import build_chat_graph, make_campaign_tool, user
+from matloop.files import FileAccess
+from matloop.graphs.chat import build_chat_graph, user
 from matloop.materials.engine import MaterialsEngine
-from matloop.tools.materials import make_materials_tools
+from matloop.tools.campaign import CampaignStarted, campaign_tools
+from matloop.tools.materials import materials_tools
 from tests.conftest import DATA
-from tests.fakes import scripted, text_turn, tool_turn
+from tests.fakes import scripted, text_turn, tool_turn, toolbox
 
 
 def _tools(tmp_path):
     engine = MaterialsEngine(get_settings())
-    tools = {t.name: t for t in make_materials_tools(engine, run_dir=tmp_path)}
     started = []
-    tools["start_campaign"] = make_campaign_tool(
-        lambda q, n: started.append(q) or {"campaign_id": "c1", "status": "completed",
-                                          "top": [], "report": "r.md"})
+
+    def starter(query: str, max_evaluations: int) -> CampaignStarted:
+        started.append(query)
+        return CampaignStarted(campaign_id="c1", state="completed", report="r.md",
+                               answer="Campaign c1 finished (completed).")
+
+    tools = toolbox(materials_tools(engine, run_dir=tmp_path, access=FileAccess([DATA,
+                                                                                 tmp_path])),
+                    campaign_tools(starter=starter, runs_dir=None))
     return tools, started
 
 
@@ -32,12 +39,19 @@ def _ask(graph, text, thread="t"):
 def test_offline_router_answers_with_tools(tmp_path) -> None:
     tools, started = _tools(tmp_path)
     graph = build_chat_graph(tools).compile(checkpointer=InMemorySaver())
-    answer = _ask(graph, f"relax {DATA / 'NaCl_rocksalt.cif'} and tell me if it is stable")
-    assert "NaCl" in answer and "eV/atom" in answer
-    assert "known phases in" in _ask(graph, "what are the known phases in Na-Cl?")
+    cif = (DATA / "NaCl_rocksalt.cif").read_text()
+    answer = _ask(graph, f"relax this and tell me if it is stable:\n{cif}")
+    assert "NaCl relaxed with chgnet" in answer and "eV/atom" in answer
+    # a path typed as text is never read: an upload is needed
+    typed = _ask(graph, f"relax {DATA / 'NaCl_rocksalt.cif'}", thread="paths")
+    assert "upload" in typed and "eV/atom" not in typed
+    phases = _ask(graph, "what are the known phases in Na-Cl?")
+    assert "known phases in Cl-Na" in phases and "NaCl (mp-22862)" in phases
+    assert "NaCl is stable (on the hull) against the Materials Project (mp-22862" in \
+        _ask(graph, "Is NaCl stable?")
     _ask(graph, "suggest Pb-free halide perovskites")
     assert started == ["suggest Pb-free halide perovskites"]
-    assert "I can relax" in _ask(graph, "hello")
+    assert "I can tell whether" in _ask(graph, "hello")
 
 
 def test_model_loop_handles_unknown_tools_and_is_bounded(tmp_path) -> None:

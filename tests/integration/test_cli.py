@@ -4,7 +4,7 @@ import json
 
 from typer.testing import CliRunner
 
-from matloop.cli import app
+from matloop.app.cli import app
 from tests.conftest import DATA
 
 runner = CliRunner()

@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 
 from matloop.config import get_settings
 from matloop.generation import GenerationRequest, generate, sun_metrics
-from matloop.generation.cli import register
+from matloop.app.generation_cli import register
 from matloop.materials.engine import MaterialsEngine
 from matloop.materials.references import ReferenceStore
-from matloop.tools.generation import GenerateArgs, make_generation_tools
+from matloop.tools.generation import GenerateArgs, generation_tools
 
 runner = CliRunner()
 
@@ -33,9 +33,16 @@ def one_torch_thread():
 class _Engine:
     """Just what the tool uses from a MaterialsEngine: its reference store (no MLIP)."""
 
+    mp_structures = None
+
     def __init__(self) -> None:
         self.store = ReferenceStore(get_settings().reference_path)
         self.store.ensure_starter_library()
+
+
+def make_generation_tools(engine, **kw):
+    """The generation tool as the LLM sees it (JSON in, JSON out)."""
+    return [spec.as_langchain() for spec in generation_tools(engine, **kw)]
 
 
 def make_app() -> typer.Typer:
@@ -72,8 +79,8 @@ def test_tool_marks_known_phases_and_drops_repeats_of_earlier_calls(tmp_path: Pa
     first = json.loads(tool.invoke({"composition": "NaCl", "methods": ["prototype"], "n": 3}))
     novelty = {f"{r['formula']}{r['spacegroup']}": r["novelty"] for r in first["candidates"]}
     # Rocksalt NaCl (Fm-3m, 225) is in the starter library: known at structure level.
-    assert novelty["NaCl225"].startswith("known (structure match: starter:")
-    assert any(v.startswith("novel (checked: structure)") for v in novelty.values())
+    assert novelty["NaCl225"].startswith("known phase (matches starter:")
+    assert any(v.startswith("known composition (mp-22862") for v in novelty.values())
     # The same request again is the same candidates (same ids), kept as they are.
     again = json.loads(tool.invoke({"composition": "NaCl", "methods": ["prototype"], "n": 3}))
     assert [r["id"] for r in again["candidates"]] == [r["id"] for r in first["candidates"]]

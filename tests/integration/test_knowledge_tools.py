@@ -13,8 +13,10 @@ from typer.testing import CliRunner
 
 from matloop.knowledge.cli import app, register
 from matloop.knowledge.store import KnowledgeBase
-from matloop.tools.retrieval import make_retrieval_tools
+from matloop.files import FileAccess
+from matloop.tools.retrieval import retrieval_tools
 from tests.conftest import DATA
+from tests.fakes import lc_tools
 
 KDATA = DATA / "knowledge"
 SNAPSHOT = KDATA / "retrieval_tool_schemas.json"
@@ -36,7 +38,8 @@ def kb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def tools(kb_dir: Path) -> dict[str, StructuredTool]:
-    return {t.name: t for t in make_retrieval_tools(KnowledgeBase(kb_dir), use_robocrys=False)}
+    return lc_tools(retrieval_tools(KnowledgeBase(kb_dir), access=FileAccess([DATA]),
+                                    use_robocrys=False))
 
 
 def test_tool_schemas_match_snapshot(tools) -> None:

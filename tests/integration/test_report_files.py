@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from matloop.cli import app
+from matloop.app.campaign import render_run
+from matloop.app.cli import app
 from matloop.errors import MatloopError
-from matloop.reports import render_run, to_markdown, write_report_files
+from matloop.reports import to_markdown, write_report_files
 from matloop.reports.cards import projection_png, report_cards
 from matloop.reports.dft import atomate2_available, write_dft_inputs
 from matloop.reports.plots import report_plots
@@ -45,10 +46,10 @@ def test_plots_come_from_the_report_numbers(run_dir: Path) -> None:
 
 def test_write_report_files_writes_every_part(run_dir: Path) -> None:
     paths = write_report_files(load(run_dir), run_dir, use_robocrys=False,
-                               workflows=False)
+                               workflows=False).paths
     assert [p.name for p in paths] == ["report.json", "report.md", "report.html"]
     report = load(run_dir)
-    assert report.schema_version == "1.1"
+    assert report.schema_version == "1.2"
     assert [c.candidate_id for c in report.cards] == [
         "prot-1c275c287fcb", "prot-b054c9b5e199", "prot-57e8408fddc8", "prot-6747931ceb38",
         "prot-3de9cdc2a95a"]  # one card per distinct structure, best first
@@ -143,14 +144,18 @@ def test_a_folder_without_report_or_checkpoint_gets_a_clear_error(tmp_path: Path
 
 
 def test_a_run_killed_before_its_report_is_rebuilt_from_the_checkpoint(tmp_path: Path) -> None:
-    from matloop.campaign import start_campaign
+    from matloop.app.campaign import start_campaign
     from matloop.config import get_settings
     from matloop.materials.engine import MaterialsEngine
-    from matloop.tools.materials import make_materials_tools
+    from matloop.files import FileAccess
+    from matloop.tools.materials import materials_tools
+    from tests.conftest import DATA
+    from tests.fakes import toolbox
     from tests.integration.test_campaign_llm import QUERY, models
 
     engine = MaterialsEngine(get_settings())
-    tools = {t.name: t for t in make_materials_tools(engine, run_dir=tmp_path / "artifacts")}
+    tools = toolbox(materials_tools(engine, run_dir=tmp_path / "artifacts",
+                                    access=FileAccess([DATA, tmp_path])))
     campaign = start_campaign(QUERY, out_dir=tmp_path / "runs", chat_models=models(),
                               tools=tools, require_approval=True)  # nobody answers: it stops
     with pytest.raises(MatloopError, match="needs approval"):
@@ -169,16 +174,20 @@ def test_a_run_killed_before_its_report_is_rebuilt_from_the_checkpoint(tmp_path:
 
 def test_campaign_with_a_reporter_model_grounds_its_narrative_and_writes_files(
         tmp_path: Path) -> None:
-    from matloop.campaign import run_campaign
+    from matloop.app.campaign import run_campaign
     from matloop.config import get_settings
     from matloop.materials.engine import MaterialsEngine
     from matloop.runtime import Budget
-    from matloop.tools.materials import make_materials_tools
+    from matloop.files import FileAccess
+    from matloop.tools.materials import materials_tools
+    from tests.conftest import DATA
+    from tests.fakes import toolbox
     from tests.fakes import tool_turn
     from tests.integration.test_campaign_llm import QUERY, models
 
     engine = MaterialsEngine(get_settings())
-    tools = {t.name: t for t in make_materials_tools(engine, run_dir=tmp_path / "artifacts")}
+    tools = toolbox(materials_tools(engine, run_dir=tmp_path / "artifacts",
+                                    access=FileAccess([DATA, tmp_path])))
     narrative = {"discussion": "H1 held.",
                  "summary": "1 candidate was relaxed. NaCl was first grown in 1898 "
                             "(doi:10.4242/invented.1898).",
@@ -206,7 +215,7 @@ def test_a_report_without_candidates_still_renders(tmp_path: Path) -> None:
     report = DiscoveryReport(campaign_id="empty", status="failed: interpret: no answer",
                              created_utc="2026-11-22T15:00:00Z", query="stable Na-Cl phases",
                              summary="0 candidates were relaxed with the MLIP.")
-    paths = write_report_files(report, tmp_path, use_robocrys=False, workflows=False)
+    paths = write_report_files(report, tmp_path, use_robocrys=False, workflows=False).paths
     html = paths[2].read_text()
     assert "No candidate was evaluated." in html and "The query was not interpreted" in html
     assert not (tmp_path / "cards").exists() and not (tmp_path / "dft").exists()

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from matloop.surrogates.cli import models_app
 from matloop.surrogates.store import save_surrogate
-from matloop.tools.surrogates import make_surrogate_tools
+from matloop.files import FileAccess
+from matloop.tools.surrogates import surrogate_tools
 from tests.conftest import DATA
 from tests.unit.test_surrogates import FakeRester, en_difference, trained_model
 
@@ -37,8 +38,8 @@ def saved():
 
 
 def tool(**kw):
-    (t,) = make_surrogate_tools(**kw)
-    return t
+    (t,) = surrogate_tools(access=FileAccess([DATA]), **kw)
+    return t.as_langchain()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ import pytest
 from matloop.config import get_settings
 from matloop.materials.engine import MaterialsEngine
 from matloop.materials.references import ReferencePhase
-from matloop.tools.materials import make_materials_tools
+from matloop.files import FileAccess
+from matloop.tools.materials import materials_tools
 from tests.conftest import DATA
 
 SNAPSHOT = Path(__file__).parents[1] / "data" / "tool_schemas.json"
@@ -17,7 +18,9 @@ SNAPSHOT = Path(__file__).parents[1] / "data" / "tool_schemas.json"
 @pytest.fixture
 def tools(tmp_path):
     engine = MaterialsEngine(get_settings())
-    return {t.name: t for t in make_materials_tools(engine, run_dir=tmp_path / "run")}, engine
+    specs = materials_tools(engine, run_dir=tmp_path / "run",
+                            access=FileAccess([DATA, tmp_path]))
+    return {t.name: t.as_langchain() for t in specs}, engine
 
 
 def test_tool_schemas_match_snapshot(tools) -> None:
@@ -48,7 +51,7 @@ def test_batch_results_name_novelty_and_never_overwrite_each_other(tools, tmp_pa
     first = json.loads(by_name["predict_properties"].invoke(
         {"structures": [str(DATA / "NaCl_rocksalt.cif")]}))
     (row,) = first["results"]
-    assert row["novelty"].startswith("known (structure match: starter:NaCl")
+    assert row["novelty"].startswith("known phase (matches starter:NaCl")
     assert Path(row["relaxed_cif_path"]).name == "relaxed-NaCl_rocksalt_NaCl.cif"
     # CsCl-type NaCl is not in the starter library; a second call at the same index must
     # not overwrite the first call's file.
@@ -57,7 +60,8 @@ def test_batch_results_name_novelty_and_never_overwrite_each_other(tools, tmp_pa
     cscl.to(filename=str(path))
     (other,) = json.loads(by_name["predict_properties"].invoke(
         {"structures": [str(path)]}))["results"]
-    assert other["novelty"].startswith("novel (checked: structure")
+    assert other["novelty"].startswith("known composition (mp-22862 (Materials Project)); "
+                                       "structure not among the 1 local structure reference(s)")
     assert other["relaxed_cif_path"] != row["relaxed_cif_path"]
     assert Path(row["relaxed_cif_path"]).is_file() and Path(other["relaxed_cif_path"]).is_file()
 
@@ -70,8 +74,8 @@ def test_tools_report_bad_input_as_status(tools) -> None:
     batch = json.loads(by_name["predict_properties"].invoke(
         {"structures": [str(DATA / "garbage.cif"), str(DATA / "NaCl_rocksalt.cif")]}))
     assert batch["status"] == "partial" and batch["evaluated"] == 1
-    assert batch["results"][0]["status"] == "error"
-    assert batch["results"][1]["status"] == "ok"
+    assert batch["results"][0]["outcome"] == "error"
+    assert batch["results"][1]["outcome"] == "ok"
     bad = json.loads(by_name["check_stability"].invoke(
         {"formula": "Qq2O", "energy_per_atom_ev": -5.0}))
     assert bad["status"] == "error" and "Qq" in bad["message"]

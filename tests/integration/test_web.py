@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from matloop.web import create_app
+from matloop.app.web import create_app
 from tests.conftest import DATA
 from tests.fakes import scripted, text_turn, tool_turn
 
@@ -89,11 +89,12 @@ def only_local(urls: list[str], base: str) -> None:
 
 def test_chat_streams_steps_and_cites_evidence(tmp_path, serve, page) -> None:
     from matloop.knowledge.store import KnowledgeBase
-    from matloop.tools.retrieval import make_retrieval_tools
+    from matloop.files import FileAccess
+    from matloop.tools.retrieval import retrieval_tools
 
     KnowledgeBase().ingest([DATA / "knowledge" / "papers.jsonl"])
-    [search] = [t for t in make_retrieval_tools(KnowledgeBase(), use_robocrys=False)
-                if t.name == "search_literature"]
+    [search] = [t.as_langchain() for t in retrieval_tools(KnowledgeBase(), access=FileAccess(
+                [DATA]), use_robocrys=False) if t.name == "search_literature"]
     hits = json.loads(search.invoke({"query": "olivine LiFePO4 cathode", "k": 2}))["results"]
     cited = hits[0]
     assert cited["doi"] == "10.9999/matloop.paper.001"

@@ -10,7 +10,7 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from matloop.web import create_app
+from matloop.app.web import create_app
 from tests.fakes import scripted, text_turn, tool_turn
 
 QUERY = "stable compounds in the Na-Cl system"

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from matloop.agents.chat_chemistry import read_chemistry, substitute
-from matloop.agents.chat_intents import ConversationContext, Understanding, understand
+from matloop.agents.chat.chemistry import read_chemistry, substitute
+from matloop.agents.chat.intents import ConversationContext, Understanding, understand
 from tests.conftest import DATA
 
 RUTILE_CIF = """data_TiO2_rutile

@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
-from matloop.agents.offline import PRESCREEN_FACTOR, OfflinePlanner
+from matloop.agents.planner import PRESCREEN_FACTOR, OfflinePlanner
 from matloop.schemas import Hypothesis, Objective
-from matloop.tools.generation import GenerateArgs
+from matloop.tools.base import Toolbox
+from matloop.tools.generation import GenerateArgs, generation_tools
+from matloop.tools.materials import materials_tools
 
 
-def plan_for(remaining: int):
+class _Engine:
+    store = None
+    mp_structures = None
+
+
+def _tools() -> Toolbox:
+    from matloop.files import FileAccess
+
+    box = Toolbox()
+    for spec in [*generation_tools(_Engine()), *materials_tools(
+            _Engine(), run_dir=None, access=FileAccess.working_directory())]:
+        if spec.name in ("generate_candidates", "predict_properties"):
+            box.add(spec)
+    return box
+
+
+def plan_for(remaining: int, feedback: list[str] | None = None):
     objective = Objective(query="q", interpretation="i", chemical_systems=["Ba-O-Ti"])
     hypothesis = Hypothesis(id="H1", justification="j", statement="s", chemical_system="Ba-O-Ti",
                             methods=["prototype"], test_plan="t", status="approved")
     return OfflinePlanner().make_plan(objective, [hypothesis], remaining_evaluations=remaining,
-                                      tool_names={"generate_candidates", "predict_properties"},
-                                      property_models=set(), seed=0, feedback=[])
+                                      tools=_tools(), property_models=set(), seed=0,
+                                      feedback=feedback or [])
 
 
 def test_generation_asks_for_more_than_it_relaxes_and_stays_valid() -> None:
@@ -22,3 +40,15 @@ def test_generation_asks_for_more_than_it_relaxes_and_stays_valid() -> None:
         args = GenerateArgs.model_validate(gen.inputs)  # n <= 100 and prescreen_keep <= 100
         assert args.prescreen_keep == min(remaining, 100)
         assert args.n == min(100, PRESCREEN_FACTOR * args.prescreen_keep)
+
+
+def test_feedback_of_a_rejected_plan_changes_the_next_plan() -> None:
+    plain = plan_for(40)
+    (gen,) = [s for s in plain.steps if s.tool == "generate_candidates"]
+    revised = plan_for(40, ["too many candidates: use fewer, and only prototype"])
+    (gen2,) = [s for s in revised.steps if s.tool == "generate_candidates"]
+    assert gen2.inputs["prescreen_keep"] == gen.inputs["prescreen_keep"] // 2
+    assert gen2.inputs["methods"] == ["prototype"]
+    assert "feedback applied" in revised.reasoning
+    unread = plan_for(40, ["please consider entropy"])
+    assert "no rule applies" in unread.reasoning

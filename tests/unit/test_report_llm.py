@@ -5,14 +5,12 @@ run supports, authorship records who wrote what. The report is a real Ba-Ti-O ru
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from matloop.agents.llm import LLMClient
-from matloop.agents.policies import make_policies
-from matloop.agents.reporter import LLMReporter, OfflineReporter
-from matloop.schemas import DiscoveryReport
+from matloop.agents.reporter import LLMReporter, OfflineReporter, make_reporter
+from matloop.schemas import DiscoveryReport, EvidenceRecord
 from tests.fakes import scripted, text_turn, tool_turn
 
 RUN = Path(__file__).parents[1] / "data" / "report_run" / "batio-fixture"
@@ -24,8 +22,8 @@ def report() -> DiscoveryReport:
 
 
 def state_of(report: DiscoveryReport) -> dict:
-    return {"evidence": [e.model_dump() for e in report.evidence], "tool_records": [],
-            "usage": report.usage.model_dump()}
+    return {"evidence": [EvidenceRecord.model_validate(e.model_dump()) for e in report.evidence],
+            "tool_records": [], "usage": report.usage}
 
 
 def reporter(*turns) -> LLMReporter:
@@ -98,11 +96,8 @@ def test_summary_with_nothing_grounded_falls_back_to_offline(report: DiscoveryRe
 
 
 def test_reporter_model_selects_the_llm_reporter() -> None:
-    ctx = SimpleNamespace(record_llm_call=lambda rec: None, tools={})
     model = scripted([text_turn("unused")])
-    with_model = make_policies({"reporter": model}, {"reporter": "scripted:reporter"}, ctx=ctx,
-                               max_atoms=20, threshold=0.1)
-    assert isinstance(with_model["reporter"], LLMReporter)
-    assert with_model["reporter"].author == "llm:scripted:reporter"
-    without = make_policies({}, {}, ctx=ctx, max_atoms=20, threshold=0.1)
-    assert isinstance(without["reporter"], OfflineReporter)
+    with_model = make_reporter(LLMClient(model, "scripted:reporter"))
+    assert isinstance(with_model, LLMReporter)
+    assert with_model.author == "llm:scripted:reporter"
+    assert isinstance(make_reporter(None), OfflineReporter)

@@ -16,12 +16,28 @@ def cand(cid: str, formula: str, e_hull: float, novelty: str) -> CandidateResult
 def test_summary_names_the_known_phases_among_the_stable() -> None:
     objective = Objective(query="q", interpretation="i", chemical_systems=["Ba-O-Ti"])
     ranked = rank([
-        cand("C1", "Ba2TiO4", -0.049, "novel (checked: structure)"),
-        cand("C2", "BaTiO3", 0.0, "known (structure match: starter:BaTiO3:perovskite)"),
-        cand("C3", "BaTi2O5", 0.3, "novel (checked: structure)"),
+        cand("C1", "Ba2TiO4", -0.049, "known composition (mp-3397 (Materials Project)); "
+                                      "structure not among the 0 local structure reference(s)"),
+        cand("C2", "BaTiO3", 0.0, "known phase (matches starter:BaTiO3:perovskite)"),
+        cand("C3", "BaTi2O5", 0.3, "known composition (mp-3943 (Materials Project))"),
+        cand("C4", "Ba5Ti3O2", 0.05, "new composition (not among the 96,203 MP and local "
+                                     "reference compositions)"),
     ])
     text = OfflineReporter().summary(objective, ranked, "completed")
-    assert "3 candidates were relaxed" in text and "2 lie within the stability threshold" in text
-    assert "of which 1 match known reference phases (BaTiO3)" in text
-    novel_only = OfflineReporter().summary(objective, ranked[:1], "completed")
-    assert "known reference phases" not in novel_only
+    assert "4 candidates were relaxed" in text and "3 lie within the stability threshold" in text
+    assert "of which 1 match known phases (BaTiO3)" in text
+    assert "1 stable candidate(s) are new structures of compositions the Materials Project " \
+           "lists (Ba2TiO4)" in text
+    assert "1 stable candidate(s) have compositions absent from the references (Ba5Ti3O2)" \
+        in text
+    only_new = OfflineReporter().summary(objective, [c for c in ranked if c.id == "C4"],
+                                         "completed")
+    assert "known phases" not in only_new
+
+
+def test_a_candidate_far_below_the_mp_hull_is_flagged_and_not_ranked_first() -> None:
+    suspicious = cand("C1", "Ba2TiO4", -0.2, "known composition (mp-3397)").model_copy(
+        update={"flags": ["below the MP hull by 0.200 eV/atom: likely MLIP error or a missing "
+                          "reference; confirm with DFT"]})
+    plain = cand("C2", "BaTiO3", -0.01, "known phase (matches starter:BaTiO3:perovskite)")
+    assert [c.id for c in rank([suspicious, plain])] == ["C2", "C1"]

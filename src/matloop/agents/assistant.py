@@ -8,52 +8,41 @@ Step inputs may refer to earlier steps' outputs:
 * ``"$S3:ok"``: relaxed CIFs of every usable result of S3.
 
 A list passed to a tool that takes one ``structure`` is mapped over, one call per structure.
-Every call becomes a :class:`~matloop.schemas.ToolRecord`; a tool that raises, returns an
-error or exceeds its time limit is recorded as such and the campaign goes on.
+:class:`DirectAssistant` calls the step's tool as planned; :class:`LLMAssistant` has a chat
+model issue the call (native tool calling), feeds errors back and gives up after a few turns.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
-from langchain_core.tools import BaseTool
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
+from matloop import prompts
+from matloop.agents.llm import LLMClient
 from matloop.schemas import PlanStep, ToolRecord
+from matloop.tools.base import Toolbox
+from matloop.tools.runner import ToolRunner, produced
 
 
 class StepInputError(ValueError):
     """A step input refers to something no earlier step produced."""
 
 
-def structure_paths(step_output: dict[str, Any], selector: str = "") -> list[str]:
-    """Structure files a step produced, filtered by a selector ('', 'ok', 'stable:N')."""
-    result = step_output.get("result") or {}
-    if "candidates" in result:  # generate_candidates
-        return [c["cif_path"] for c in result["candidates"]
-                if c.get("cif_path") and c.get("valid", True)]
-    rows = result.get("results", [])
-    ok = [r for r in rows if r.get("status") == "ok" and r.get("relaxed_cif_path")]
-    if selector.startswith("stable"):
-        parts = selector.split(":")
-        limit = int(parts[1]) if len(parts) > 1 and parts[1] else None
-        stable = sorted([r for r in ok if r.get("is_stable")],
-                        key=lambda r: r.get("e_above_hull_ev_per_atom", 0.0))
-        return [r["relaxed_cif_path"] for r in stable[:limit]]
-    return [r["relaxed_cif_path"] for r in ok]
+def resolve_inputs(step: PlanStep, outputs: dict[str, ToolRecord], tools: Toolbox,
+                   ) -> dict[str, Any]:
+    """Replace ``$Sx[:selector]`` references by the files they name.
 
-
-def resolve_inputs(step: PlanStep, outputs: dict[str, Any]) -> dict[str, Any]:
-    """Replace ``$Sx[:selector]`` references by the files they name."""
+    Raises:
+        StepInputError: A reference to a step with no output, or one that names no files.
+    """
     def resolve(value: Any) -> Any:
         if isinstance(value, str) and value.startswith("$"):
             ref, _, selector = value[1:].partition(":")
             if ref not in outputs:
                 raise StepInputError(f"{step.id}: input {value} refers to a step with no output")
-            return structure_paths(outputs[ref], selector)
+            return produced(outputs[ref], tools, selector)
         if isinstance(value, list):
             flat: list[Any] = []
             for v in value:
@@ -70,99 +59,75 @@ def resolve_inputs(step: PlanStep, outputs: dict[str, Any]) -> dict[str, Any]:
     for key, value in step.inputs.items():
         resolved[key] = resolve(value)
         if refers(value) and resolved[key] == []:
-            raise StepInputError(f"{step.id}: input {key}={value} names no structures (the "
-                                 "step it refers to produced none, e.g. every generated "
-                                 "candidate repeated an earlier one); step skipped")
+            source = outputs.get(str(value).lstrip("$").split(":")[0]) if isinstance(
+                value, str) else None
+            why = (f"the step it refers to failed ({source.summary})"
+                   if source is not None and source.status in ("error", "timeout") else
+                   "the step it refers to produced none (e.g. every generated candidate "
+                   "repeated an earlier one, or none was stable)")
+            raise StepInputError(f"{step.id}: input {key}={value} names no structures: {why}; "
+                                 "step skipped")
     return resolved
 
 
-def _status_of(result: Any) -> str:
-    if isinstance(result, dict):
-        status = str(result.get("status", "ok"))
-        if status == "no_model":
-            return "error"
-        return status if status in ("ok", "partial", "error", "timeout") else "ok"
-    return "ok"
+class DirectAssistant:
+    """Offline assistant: calls the step's tool with the step's inputs, as planned."""
+
+    def execute(self, step: PlanStep, arguments: dict[str, Any], *, runner: ToolRunner,
+                iteration: int, record_base: str) -> tuple[list[ToolRecord], ToolRecord]:
+        """Run the step (mapping a structure list over one-structure tools)."""
+        return runner.run_step(step.tool, arguments, step_id=step.id, iteration=iteration,
+                               record_base=record_base)
 
 
-def _summary_of(tool: str, result: Any) -> str:
-    if not isinstance(result, dict):
-        return str(result)[:200]
-    if result.get("status") == "error":
-        return f"error: {result.get('message', '')}"[:300]
-    if tool == "search_literature":
-        return f"{len(result.get('results', []))} passages retrieved"
-    if tool == "find_synthesis_analogs":
-        return f"{len(result.get('analogs', []))} synthesis analogues"
-    if tool == "predict_property" and "value" in result:
-        return f"{result.get('property')} = {result['value']} {result.get('unit', '')}"
-    if result.get("status") == "no_model":
-        return f"no model: {result.get('message', '')}"[:300]
-    if "candidates" in result:
-        return f"{len(result['candidates'])} candidates generated"
-    if "results" in result:
-        rows = result["results"]
-        ok = [r for r in rows if r.get("status") == "ok"]
-        stable = [r for r in ok if r.get("is_stable")]
-        return f"{len(ok)}/{len(rows)} evaluated, {len(stable)} stable"
-    return ", ".join(f"{k}={v}" for k, v in list(result.items())[:4])[:300]
+class LLMAssistant:
+    """Assistant role: the model issues the tool call for each step; calls are validated."""
+
+    def __init__(self, client: LLMClient, *, max_turns: int = 3) -> None:
+        self.client = client
+        self.max_turns = max_turns
+
+    def execute(self, step: PlanStep, arguments: dict[str, Any], *, runner: ToolRunner,
+                iteration: int, record_base: str) -> tuple[list[ToolRecord], ToolRecord]:
+        """Ask for the call, run it, feed errors back; bounded turns.
+
+        Messages follow the OpenAI rule: one AI message with all its tool calls, then one
+        tool message per call id, in order.
+        """
+        messages: list[BaseMessage] = [
+            SystemMessage(content=prompts.system("assistant")),
+            HumanMessage(content=prompts.task("assistant.step", step_id=step.id,
+                                              purpose=step.purpose, tool=step.tool,
+                                              arguments=json.dumps(arguments)))]
+        records: list[ToolRecord] = []
+        tools = runner.tools.langchain()
+        for turn in range(self.max_turns):
+            reply = self.client.invoke(messages, role="assistant", tools=tools)
+            if not reply.tool_calls:
+                messages += [reply if reply.content else AIMessage(content="(empty reply)"),
+                             HumanMessage(content=f"No tool was called. Call {step.tool} now.")]
+                continue
+            messages.append(reply)
+            for n, call in enumerate(reply.tool_calls):
+                rec = runner.call(call["name"], dict(call.get("args") or {}), step_id=step.id,
+                                  iteration=iteration, record_id=f"{record_base}-{turn}{n}")
+                records.append(rec)
+                messages.append(ToolMessage(content=rec.summary,
+                                            tool_call_id=call.get("id") or f"call-{turn}-{n}"))
+            done = [r for r in records if r.tool == step.tool and r.status in ("ok", "partial")]
+            if done:
+                return records, done[-1]
+            messages.append(HumanMessage(content="That call failed; correct it and call "
+                                                 f"{step.tool} again."))
+        failure = ToolRecord(
+            id=f"{record_base}-x", step_id=step.id, tool=step.tool, arguments=arguments,
+            status="error", duration_s=sum(r.duration_s for r in records), iteration=iteration,
+            summary=f"the assistant ({self.client.label}) did not complete the call in "
+                    f"{self.max_turns} turns" + (f"; last error: {records[-1].summary}"
+                                                 if records else ""))
+        return records + [failure], failure
 
 
-class ToolRunner:
-    """Calls tools with a time limit and records each call.
-
-    Args:
-        tools: Tools by name.
-        timeout_s: Time limit per call; the call is recorded as ``timeout`` past it.
-        on_record: Receives each :class:`ToolRecord` (event log).
-    """
-
-    def __init__(self, tools: dict[str, BaseTool], *, timeout_s: float = 1800.0,
-                 on_record: Callable[[ToolRecord], None] | None = None) -> None:
-        self.tools = tools
-        self.timeout_s = timeout_s
-        self.on_record = on_record
-        self.counter = 0
-
-    def call(self, tool: str, arguments: dict[str, Any], *, step_id: str | None,
-             iteration: int, record_id: str) -> ToolRecord:
-        """Run one tool; never raises for tool failures."""
-        start = time.perf_counter()
-        if tool not in self.tools:
-            rec = ToolRecord(id=record_id, step_id=step_id, tool=tool, arguments=arguments,
-                             status="error", duration_s=0.0, iteration=iteration,
-                             summary=f"unknown tool {tool!r}; available: "
-                                     f"{', '.join(sorted(self.tools))}")
-        else:
-            pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-            future = pool.submit(self.tools[tool].invoke, arguments)
-            try:
-                raw = future.result(timeout=self.timeout_s)
-                result = json.loads(raw) if isinstance(raw, str) and raw.strip().startswith(
-                    "{") else raw
-                rec = ToolRecord(id=record_id, step_id=step_id, tool=tool, arguments=arguments,
-                                 status=_status_of(result), summary=_summary_of(tool, result),
-                                 result=result, duration_s=time.perf_counter() - start,
-                                 iteration=iteration)
-            except concurrent.futures.TimeoutError:
-                rec = ToolRecord(id=record_id, step_id=step_id, tool=tool, arguments=arguments,
-                                 status="timeout", duration_s=time.perf_counter() - start,
-                                 iteration=iteration,
-                                 summary=f"no answer within {self.timeout_s:g} s")
-            except Exception as exc:  # a tool that raises must not end the campaign
-                rec = ToolRecord(id=record_id, step_id=step_id, tool=tool, arguments=arguments,
-                                 status="error", duration_s=time.perf_counter() - start,
-                                 iteration=iteration,
-                                 summary=f"{type(exc).__name__}: {str(exc)[:300]}")
-            finally:
-                pool.shutdown(wait=False, cancel_futures=True)
-        if self.on_record:
-            self.on_record(rec)
-        return rec
-
-
-def singular_structure_tool(tool: BaseTool) -> bool:
-    """Whether the tool takes one ``structure`` (so a list must be mapped over)."""
-    schema = tool.args_schema.model_json_schema() if tool.args_schema else {}
-    props = schema.get("properties", {})
-    return "structure" in props and "structures" not in props
+def make_assistant(client: LLMClient | None) -> DirectAssistant | LLMAssistant:
+    """The LLM assistant when the role has a model, else the direct one."""
+    return LLMAssistant(client) if client is not None else DirectAssistant()

@@ -155,8 +155,17 @@ class LLMClient:
 
     def invoke(self, messages: list[BaseMessage], *, role: str, tools: list | None = None,
                ) -> AIMessage:
-        """One raw call (optionally with tools bound); usage is recorded."""
-        runnable = self.model.bind_tools(tools) if tools else self.model
+        """One raw call (optionally with tools bound); usage is recorded.
+
+        A model that cannot bind tools is called without them (its reply then has no tool
+        calls, and the caller asks again or gives up).
+        """
+        runnable: Any = self.model
+        if tools:
+            try:
+                runnable = self.model.bind_tools(tools)
+            except NotImplementedError:
+                runnable = self.model
         start = time.perf_counter()
         try:
             reply = runnable.invoke(messages)
@@ -188,10 +197,7 @@ class LLMClient:
         ]
         errors: list[str] = []
         for _attempt in range(self.max_retries + 1):
-            try:
-                reply = self.invoke(messages, role=role, tools=[schema])
-            except NotImplementedError:
-                reply = self.invoke(messages, role=role)
+            reply = self.invoke(messages, role=role, tools=[schema])
             try:
                 return _parse_reply(reply, schema)
             except (ValueError, ValidationError) as exc:

@@ -2,35 +2,41 @@
 
 Every number in the report is copied from tool results held in state (candidates carry the
 ids of the tool calls behind them); every citation is an evidence id retrieved in this run.
-The offline reporter writes the narrative from templates; :class:`LLMReporter` has a chat
+:class:`OfflineReporter` writes the narrative from templates; :class:`LLMReporter` has a chat
 model write the narrative parts, which :mod:`matloop.reports.grounding` checks against the
-results and evidence before they are kept.
+results and evidence before they are kept. Nothing here writes files: the caller renders and
+writes the report once (:func:`matloop.reports.write_report_files`).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any
+import warnings
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field
+from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+from pymatgen.core import Composition
 
-from matloop.agents.llm import LLMClient
+from matloop import prompts
+from matloop.agents.base import OFFLINE, ReportServices, candidate_table, evidence_block
+from matloop.agents.llm import LLMClient, StructuredOutputError
 from matloop.errors import MatloopError
+from matloop.knowledge.evidence import format_analogs_for_prompt
 from matloop.reports.grounding import KnownFacts, check_items, check_text, numbers_in
 from matloop.schemas import (
     CandidateResult,
-    Critique,
     DiscoveryReport,
     EvidenceRef,
-    Hypothesis,
     Objective,
-    Plan,
     ReferencePoint,
     RemovedClaim,
     SynthesisSuggestion,
+    ToolRecord,
     Usage,
 )
+from matloop.tools.retrieval import FIND_SYNTHESIS_ANALOGS, AnalogsOutput
 
 LIMITATIONS = [
     "Energies come from a machine-learned interatomic potential, not DFT: typical formation-"
@@ -47,15 +53,15 @@ def rank(candidates: list[CandidateResult]) -> list[CandidateResult]:
     """Best first: meets the objective, then objective score, then hull distance.
 
     A flagged candidate (e.g. far below the MP hull, a likely MLIP error) never wins on its
-    suspicious energy: its hull distance counts as 0 and it comes after unflagged candidates of
-    the same score.
+    suspicious energy: it comes after the unflagged candidates that meet the objective as well
+    as it does, and its hull distance counts as 0.
     """
     def key(c: CandidateResult) -> tuple:
         usable = c.status == "ok" and c.e_above_hull_ev_per_atom is not None
         e_hull = c.e_above_hull_ev_per_atom if c.e_above_hull_ev_per_atom is not None else 1e9
-        return (not usable, c.meets_objective is not True,
+        return (not usable, c.meets_objective is not True, bool(c.flags),
                 -(c.objective_score if c.objective_score is not None else -1e9),
-                bool(c.flags), max(e_hull, 0.0) if c.flags else e_hull, c.id)
+                max(e_hull, 0.0) if c.flags else e_hull, c.id)
     return sorted(candidates, key=key)
 
 
@@ -71,16 +77,21 @@ def distinct(ranked: list[CandidateResult]) -> list[CandidateResult]:
     return out
 
 
+class ReportBuild(NamedTuple):
+    """A built report and the tool calls made while building it (synthesis analogues)."""
+
+    report: DiscoveryReport
+    tool_records: list[ToolRecord]
+
+
 class OfflineReporter:
-    """Template-written report; adds synthesis analogues for the top candidates when the
-    knowledge base offers them."""
+    """Template-written report; adds synthesis analogues for the top candidates from the
+    knowledge base (the shipped recipes, and any the user ingested)."""
 
-    author = "offline"
+    author = OFFLINE
 
-    def __init__(self, *, top_k: int = 10, synthesis_for: int = 3, engine: Any = None) -> None:
-        self.top_k = top_k
+    def __init__(self, *, synthesis_for: int = 3) -> None:
         self.synthesis_for = synthesis_for
-        self.engine = engine
 
     def summary(self, objective: Objective | None, ranked: list[CandidateResult],
                 status: str) -> str:
@@ -92,10 +103,23 @@ class OfflineReporter:
                  f"within the stability threshold"]
         if objective is not None:
             parts[0] += f" ({objective.stability_threshold_ev_per_atom:g} eV/atom)"
-        known = [c for c in stable if (c.novelty or "").startswith("known")]
+        known = [c for c in stable if (c.novelty or "").startswith("known phase")]
+        polymorphs = [c for c in stable if (c.novelty or "").startswith("known composition")]
+        new = [c for c in stable if (c.novelty or "").startswith("new composition")]
         if known:
-            parts[0] += (f", of which {len(known)} match known reference phases ("
+            parts[0] += (f", of which {len(known)} match known phases ("
                          + ", ".join(dict.fromkeys(c.formula for c in known)) + ")")
+        if polymorphs:
+            parts.append(f"{len(polymorphs)} stable candidate(s) are new structures of "
+                         f"compositions the Materials Project lists ("
+                         + ", ".join(dict.fromkeys(c.formula for c in polymorphs)) + ")")
+        if new:
+            parts.append(f"{len(new)} stable candidate(s) have compositions absent from the "
+                         f"references (" + ", ".join(dict.fromkeys(c.formula for c in new)) + ")")
+        flagged = [c for c in usable if c.flags]
+        if flagged:
+            parts.append(f"{len(flagged)} candidate(s) lie suspiciously far below the hull and "
+                         f"are flagged for DFT")
         if meeting:
             parts.append(f"{len(meeting)} meet every evaluated target")
         if usable:
@@ -107,61 +131,44 @@ class OfflineReporter:
         parts.append(f"campaign status: {status}")
         return "; ".join(parts) + "."
 
-    def synthesis(self, ranked: list[CandidateResult], ctx: Any) -> tuple[list[
-            SynthesisSuggestion], list[dict[str, Any]]]:
+    def synthesis(self, ranked: list[CandidateResult], services: ReportServices | None,
+                  ) -> tuple[list[SynthesisSuggestion], list[ToolRecord]]:
         """Synthesis suggestions from find_synthesis_analogs (recorded as tool calls)."""
-        tool = ctx.tools.get("find_synthesis_analogs") if ctx is not None else None
+        if services is None or FIND_SYNTHESIS_ANALOGS not in services.tools:
+            return [], []
+        spec = services.tools[FIND_SYNTHESIS_ANALOGS]
+        runner = services.runner(timeout_s=120)
         out: list[SynthesisSuggestion] = []
-        records: list[dict[str, Any]] = []
-        if tool is None:
-            return out, records
-        from matloop.agents.assistant import ToolRunner
-
-        runner = ToolRunner(ctx.tools, timeout_s=120)
+        records: list[ToolRecord] = []
         formulas = list(dict.fromkeys(c.formula for c in distinct(ranked)))
         firsts = [next(c for c in ranked if c.formula == f) for f in formulas]
         for i, c in enumerate(firsts[: self.synthesis_for]):
-            rec = runner.call("find_synthesis_analogs", {"formula": c.formula, "k": 2},
+            rec = runner.call(FIND_SYNTHESIS_ANALOGS, {"formula": c.formula, "k": 2},
                               step_id=None, iteration=-1, record_id=f"R-syn-{i}")
-            ctx.events.write("tool_call", record_id=rec.id, tool=rec.tool,
-                             arguments=rec.arguments, status=rec.status, summary=rec.summary,
-                             duration_s=round(rec.duration_s, 3))
-            records.append(rec.model_dump(mode="json"))
-            result = rec.result if isinstance(rec.result, dict) else {}
-            for analog in (result.get("analogs") or [])[:2]:
-                atmosphere = analog.get("atmosphere") or []
+            services.events.tool_call(rec)
+            records.append(rec)
+            result: AnalogsOutput = spec.parse(rec.result)
+            for a in result.analogs[:2]:
                 out.append(SynthesisSuggestion(
-                    candidate_id=c.id, analog_formula=str(analog.get("analog_formula")),
-                    precursors=list(analog.get("precursors") or []),
-                    temperatures=[str(t) for t in analog.get("temperatures") or []],
-                    atmosphere=[atmosphere] if isinstance(atmosphere, str) else
-                    [str(a) for a in atmosphere],
-                    doi=analog.get("doi"), similarity=analog.get("similarity")))
+                    candidate_id=c.id, analog_formula=a.analog_formula,
+                    precursors=a.precursors, temperatures=a.temperatures,
+                    atmosphere=a.atmosphere, doi=a.doi, similarity=a.similarity))
         return out, records
 
-    def write(self, state: dict[str, Any], ctx: Any) -> DiscoveryReport:
-        """Build the report from state and write report.json into the run directory."""
-        report = self.build(state, ctx)
-        save_report(report, ctx)
-        return report
-
-    def build(self, state: dict[str, Any], ctx: Any) -> DiscoveryReport:
-        """The report from state (tables, numbers and template narrative); nothing written."""
-        objective = Objective.model_validate(state["objective"]) if state.get(
-            "objective") else None
-        candidates = [CandidateResult.model_validate(c) for c in state.get("candidates", [])]
+    def build(self, state: dict[str, Any], services: ReportServices | None) -> ReportBuild:
+        """The report from state (tables, numbers and template narrative)."""
+        objective: Objective | None = state.get("objective")
+        candidates: list[CandidateResult] = list(state.get("candidates", []))
         ranked = rank(candidates)
+        decision = state.get("decision")
         status = state.get("status") or (
-            "objective_met" if (state.get("decision") or {}).get("objective_met") else
-            "completed")
-        hypotheses = [Hypothesis.model_validate(h) for h in state.get("hypotheses", [])]
+            "objective_met" if decision is not None and decision.objective_met else "completed")
+        hypotheses = list(state.get("hypotheses", []))
         cited = {e for h in hypotheses for e in h.evidence_ids}
-        evidence = [EvidenceRef.model_validate({k: e.get(k) for k in EvidenceRef.model_fields
-                                                if k in e})
-                    for e in state.get("evidence", [])
-                    if e.get("id") in cited or len(cited) == 0]
-        synthesis, _ = self.synthesis(ranked, ctx)
-        usage = Usage.model_validate(state.get("usage") or {})
+        evidence = [EvidenceRef.model_validate(e.model_dump()) for e in state.get("evidence", [])
+                    if e.id in cited or not cited]
+        synthesis, records = self.synthesis(ranked, services)
+        usage: Usage = state.get("usage") or Usage()
         negative = [f"{h.id} ({h.chemical_system}): {h.statement} — refuted: no evaluated "
                     f"candidate within the stability threshold"
                     for h in hypotheses if h.status == "refuted"]
@@ -170,20 +177,22 @@ class OfflineReporter:
                      f"already evaluated for another hypothesis, or none converged)"
                      for h in hypotheses if h.status == "dropped"]
         negative += [f"{h.id} rejected by the critic: " + "; ".join(
-            v["reasoning"] for c in state.get("critiques", []) for v in c.get("verdicts", [])
-            if v.get("hypothesis_id") == h.id and not v.get("approved"))
+            v.reasoning for c in state.get("critiques", []) for v in c.verdicts
+            if v.hypothesis_id == h.id and not v.approved)
             for h in hypotheses if h.status == "rejected"]
-        plan = Plan.model_validate(state["plan"]) if state.get("plan") else None
-        methods = dict(getattr(ctx, "methods", {}) or {}) if ctx is not None else {}
-        references, hull_system, hull_scale = [], None, None
+        plan = state.get("plan")
+        methods = dict(services.methods) if services is not None else {}
+        references: list[ReferencePoint] = []
         hull_note = None
-        if self.engine is not None:
+        engine = services.engine if services is not None else None
+        if engine is not None:
+            hull_system = hull_scale = None
             try:
-                references, hull_system, hull_scale = reference_hull(self.engine, ranked)
+                references, hull_system, hull_scale = reference_hull(engine, ranked)
             except (MatloopError, ValueError) as exc:  # the report goes on without the figure
                 hull_note = f"The hull figure has no reference phases: {exc}"
             methods.update({"hull_chemical_system": hull_system, "hull_energy_scale": hull_scale,
-                            "references": reference_scope(self.engine)})
+                            "references": reference_scope(engine)})
         limitations = list(LIMITATIONS)
         if objective is not None:
             for t in objective.property_targets:
@@ -193,37 +202,32 @@ class OfflineReporter:
                                        f"{t.name} was available to this run (train one with "
                                        f"`matloop models train {t.name} --data FILE`).")
         if not state.get("evidence"):
-            limitations.append("No literature evidence was retrieved (the knowledge base is "
-                               "empty or had nothing relevant); ingest papers or synthesis "
+            limitations.append("No literature evidence was retrieved (the knowledge base had "
+                               "nothing relevant to the searches); ingest papers or synthesis "
                                "recipes with `matloop ingest`.")
         if hull_note:
             limitations.append(hull_note)
+        limitations += [n for n in state.get("notes", []) if n not in limitations]
         top = distinct(ranked)[:3]
         next_steps = [f"DFT-relax {c.formula} ({c.id}) and recompute its energy above the hull "
                       f"against Materials Project references" for c in top]
         next_steps += plan.beyond_tools if plan else []
+        roles = services.models if services is not None else {}
         report = DiscoveryReport(
             campaign_id=state.get("campaign_id", ""), status=status,
             created_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             query=state.get("query", ""), summary=self.summary(objective, ranked, status),
             objective=objective, hypotheses=hypotheses,
-            critiques=[Critique.model_validate(c) for c in state.get("critiques", [])],
+            critiques=list(state.get("critiques", [])),
             plan=plan, methods=methods, reference_phases=references,
-            candidates=ranked[: max(self.top_k, len(ranked))], evidence=evidence,
-            synthesis=synthesis, limitations=limitations, negative_results=negative,
-            next_steps=next_steps, usage=usage,
+            candidates=ranked, evidence=evidence, synthesis=synthesis,
+            limitations=limitations, negative_results=negative, next_steps=next_steps,
+            usage=usage,
             authorship={"summary": self.author, "report": self.author,
                         "next_steps": self.author, "limitations": self.author,
-                        **({"roles": json.dumps(ctx.models)} if ctx is not None else {})},
+                        **({"roles": json.dumps(roles)} if roles else {})},
         )
-        return report
-
-
-def save_report(report: DiscoveryReport, ctx: Any) -> None:
-    """Write report.json into the run directory (when there is one)."""
-    if ctx is not None:
-        ctx.run_dir.mkdir(parents=True, exist_ok=True)
-        (ctx.run_dir / "report.json").write_text(report.model_dump_json(indent=2))
+        return ReportBuild(report, records)
 
 
 def reference_hull(engine: Any, ranked: list[CandidateResult],
@@ -234,11 +238,6 @@ def reference_hull(engine: Any, ranked: list[CandidateResult],
     candidates' stability checks relaxed them). MP2020 scale: the store's DFT formation
     energies. Returns the points, the chemical system and the scale name.
     """
-    import warnings
-
-    from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
-    from pymatgen.core import Composition
-
     usable = [c for c in ranked if c.status == "ok" and c.energy_scale]
     if not usable:
         return [], None, None
@@ -317,10 +316,14 @@ def known_facts(report: DiscoveryReport, state: dict[str, Any]) -> KnownFacts:
     (tool results, candidates, usage, settings, evidence) and counts derived from it."""
     data = report.model_dump(mode="json", exclude={"summary", "discussion", "removed_claims",
                                                    "next_steps", "authorship"})
+    records = [r.model_dump(mode="json") for r in state.get("tool_records", [])]
+    evidence = [e.model_dump(mode="json") for e in state.get("evidence", [])]
+    history = [h.model_dump(mode="json") for h in state.get("history", [])]
+    usage = state.get("usage")
     numbers = numbers_in(data)
-    numbers += numbers_in([r.get("result") for r in state.get("tool_records", [])])
-    numbers += numbers_in([state.get("history", []), state.get("usage", {}),
-                           state.get("evidence", []), report.next_steps])
+    numbers += numbers_in([r.get("result") for r in records])
+    numbers += numbers_in([history, usage.model_dump() if usage is not None else {}, evidence,
+                           report.next_steps])
     ok = [c for c in report.candidates if c.status == "ok"]
     counts = [len(report.candidates), len(ok), sum(bool(c.is_stable) for c in ok),
               sum(bool(c.meets_objective) for c in ok), len({c.formula for c in ok}),
@@ -329,38 +332,32 @@ def known_facts(report: DiscoveryReport, state: dict[str, Any]) -> KnownFacts:
     counts += [sum(h.status == s for h in report.hypotheses) for s in
                ("supported", "refuted", "rejected", "approved")]
     counts += [sum(c.formula == f for c in ok) for f in {c.formula for c in ok}]
-    dois = {e.get("doi") for e in state.get("evidence", []) if e.get("doi")}
+    dois = {e.get("doi") for e in evidence if e.get("doi")}
     dois |= {e.doi for e in report.evidence if e.doi} | {s.doi for s in report.synthesis
                                                          if s.doi}
-    ids = {e.get("id") for e in state.get("evidence", [])} | {e.id for e in report.evidence}
+    ids = {e.get("id") for e in evidence} | {e.id for e in report.evidence}
     return KnownFacts(numbers=numbers + [float(c) for c in counts], dois=dois,
                       evidence_ids={i for i in ids if i})
 
 
-def _facts_for_prompt(report: DiscoveryReport, state: dict[str, Any]) -> str:
-    from matloop.agents.llm_policies import candidate_table, evidence_block
-
-    hyps = "\n".join(f"{h.id} [{h.status}] {h.chemical_system}: {h.statement}"
-                     for h in report.hypotheses) or "(none)"
+def facts_for_prompt(report: DiscoveryReport, state: dict[str, Any]) -> str:
+    """The reporter's task prompt: the run's results, quoted exactly."""
     verdicts = "\n".join(f"{v.hypothesis_id}: {'approved' if v.approved else 'rejected'} — "
                          f"{v.reasoning}" for c in report.critiques for v in c.verdicts)
     refs = "\n".join(f"{r.formula}: formation {r.formation_energy_ev_per_atom:.3f} eV/atom, "
                      f"e_above_hull {r.e_above_hull_ev_per_atom:.3f} eV/atom"
-                     for r in report.reference_phases) or "(none)"
-    synth = "\n".join(s.model_dump_json() for s in report.synthesis) or "(none)"
-    return (f"Question: {report.query}\nCampaign status: {report.status}\n\n"
-            f"Objective:\n{report.objective.model_dump_json() if report.objective else '-'}\n\n"
-            f"Hypotheses:\n{hyps}\n\nCritic verdicts:\n{verdicts or '(none)'}\n\n"
-            f"Candidates (best first; numbers exactly as computed):\n"
-            f"{candidate_table(report.candidates)}\n\n"
-            f"Hull reference phases ({report.methods.get('hull_energy_scale')}):\n{refs}\n\n"
-            f"Synthesis analogues:\n{synth}\n\nEvidence:\n"
-            f"{evidence_block(state.get('evidence', []))}\n\n"
-            "Limitations already listed:\n" + "\n".join(report.limitations) + "\n\n"
-            "Next steps already listed:\n" + "\n".join(report.next_steps) + "\n\n"
-            f"Usage: {report.usage.model_dump_json()}\n\nWrite the discussion, the summary and "
-            f"any further next steps. Use only the numbers, DOIs and evidence ids above, "
-            f"copied exactly.")
+                     + (f" ({r.mp_id})" if r.mp_id else "") for r in report.reference_phases)
+    evidence = [e.model_dump() for e in state.get("evidence", [])]
+    return prompts.task(
+        "reporter.narrative", query=report.query, status=report.status,
+        objective=report.objective.model_dump_json() if report.objective else "-",
+        hypotheses="\n".join(f"{h.id} [{h.status}] {h.chemical_system}: {h.statement}"
+                             for h in report.hypotheses) or "(none)",
+        verdicts=verdicts or "(none)", candidates=candidate_table(report.candidates),
+        hull_scale=report.methods.get("hull_energy_scale"), references=refs or "(none)",
+        synthesis=format_analogs_for_prompt(report.synthesis) if report.synthesis else "(none)",
+        evidence=evidence_block(evidence), limitations="\n".join(report.limitations),
+        next_steps="\n".join(report.next_steps), usage=report.usage.model_dump_json())
 
 
 class LLMReporter:
@@ -381,27 +378,24 @@ class LLMReporter:
         """Authorship label of the model's parts."""
         return f"llm:{self.client.label}"
 
-    def write(self, state: dict[str, Any], ctx: Any) -> DiscoveryReport:
-        """Build the offline report, add the checked narrative, write report.json."""
-        report = self.narrate(self.offline.build(state, ctx), state,
-                              prices=getattr(ctx, "prices", None))
-        save_report(report, ctx)
-        return report
+    def build(self, state: dict[str, Any], services: ReportServices | None) -> ReportBuild:
+        """The offline report with the checked narrative."""
+        built = self.offline.build(state, services)
+        return ReportBuild(self.narrate(built.report, state,
+                                        prices=services.prices if services else None),
+                           built.tool_records)
 
     def narrate(self, report: DiscoveryReport, state: dict[str, Any], *,
                 prices: Any = None) -> DiscoveryReport:
         """The report with the model's narrative, grounded; usage includes the model calls
         (and their cost when a price table is given)."""
-        from matloop.agents.llm import StructuredOutputError
-        from matloop.agents.llm_policies import prompt
-
         first = len(self.client.records)
         authorship = dict(report.authorship)
         removed = list(report.removed_claims)
         update: dict[str, Any] = {}
         try:
-            answer = self.client.structured(ReportNarrative, prompt("reporter"),
-                                            _facts_for_prompt(report, state), role="reporter")
+            answer = self.client.structured(ReportNarrative, prompts.system("reporter"),
+                                            facts_for_prompt(report, state), role="reporter")
         except StructuredOutputError as exc:
             removed.append(RemovedClaim(part="narrative", text="(the model's whole answer)",
                                         reason=f"{exc.message}; the offline narrative is kept"))
@@ -427,13 +421,24 @@ class LLMReporter:
             if steps:
                 update["next_steps"] = report.next_steps + steps
                 authorship["next_steps"] = f"offline + {self.author}"
-        usage = report.usage.model_copy()
-        for rec in self.client.records[first:]:
-            usage.llm_calls += 1
-            usage.input_tokens += rec.input_tokens
-            usage.output_tokens += rec.output_tokens
-            cost = prices.cost_usd(rec.model, rec.input_tokens, rec.output_tokens) if prices \
-                else None
-            usage.cost_usd = round(usage.cost_usd + (cost or 0.0), 6)
-        update.update({"authorship": authorship, "removed_claims": removed, "usage": usage})
+        update.update({"authorship": authorship, "removed_claims": removed,
+                       "usage": usage_with(report.usage, self.client.records[first:], prices)})
         return report.model_copy(update=update)
+
+
+def usage_with(usage: Usage, records: list[Any], prices: Any = None) -> Usage:
+    """Usage plus some LLM calls (and their cost when a price table is given)."""
+    out = usage.model_copy()
+    for rec in records:
+        out.llm_calls += 1
+        out.input_tokens += rec.input_tokens
+        out.output_tokens += rec.output_tokens
+        cost = prices.cost_usd(rec.model, rec.input_tokens, rec.output_tokens) if prices \
+            else None
+        out.cost_usd = round(out.cost_usd + (cost or 0.0), 6)
+    return out
+
+
+def make_reporter(client: LLMClient | None) -> OfflineReporter | LLMReporter:
+    """The LLM reporter (narrative checked, tables offline) when the role has a model."""
+    return LLMReporter(client) if client is not None else OfflineReporter()

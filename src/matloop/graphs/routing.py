@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from matloop.state import CampaignState
+from matloop.graphs.state import CampaignState
 
 
 class RoutingError(RuntimeError):
@@ -39,6 +39,11 @@ def after_hypothesis_review(state: CampaignState) -> Literal["ideate", "plan", "
     return routes[verdict]  # type: ignore[return-value]
 
 
+def after_plan(state: CampaignState) -> Literal["review_plan", "report"]:
+    """Review the plan unless planning failed (a failed planner leaves no plan to review)."""
+    return "report" if state.get("status") or state.get("plan") is None else "review_plan"
+
+
 def after_plan_review(state: CampaignState) -> Literal["plan", "approve", "report"]:
     """approved -> human approval gate; revise -> plan; give_up -> report."""
     verdict = _verdict(state)
@@ -68,7 +73,7 @@ def after_execute(state: CampaignState) -> Literal["execute", "expand", "report"
     plan = state.get("plan")
     if plan is None:
         raise RoutingError("execute finished without a plan")
-    return "execute" if state.get("plan_cursor", 0) < len(plan["steps"]) else "expand"
+    return "execute" if state.get("plan_cursor", 0) < len(plan.steps) else "expand"
 
 
 def after_expand(state: CampaignState) -> Literal["ideate", "report"]:
@@ -78,4 +83,4 @@ def after_expand(state: CampaignState) -> Literal["ideate", "report"]:
     decision = state.get("decision")
     if decision is None:
         raise RoutingError("expansion produced no decision")
-    return "ideate" if decision.get("continue_search") else "report"
+    return "ideate" if decision.continue_search else "report"

@@ -11,8 +11,9 @@ records sources, commits, counts, the build command and a checksum.
 
 Files (``matloop/data``):
 
-* ``mp_compositions.csv.gz``: ``formula,e_form_ev_per_atom,mp_id,origin`` (reduced formula,
-  MP2020-scale formation energy in eV/atom, mp-id or empty, ``matbench`` or ``roost``);
+* ``mp_compositions.csv.gz``: ``formula,chemsys,e_form_ev_per_atom,mp_id,origin`` (reduced
+  formula, its chemical system, MP2020-scale formation energy in eV/atom, mp-id or empty,
+  ``matbench`` or ``roost``);
 * ``mp_references.json``: metadata and the elemental references.
 
 Rebuild exactly with ``python -m matloop.materials.mp_pack --data ../shared/data`` (the
@@ -92,32 +93,40 @@ def chemsys_of_formula(formula: str) -> str:
 class MPCompositionSet:
     """The shipped MP composition energies, indexed by reduced formula and chemical system.
 
-    Load with :func:`mp_compositions` (cached per process). Lookups are dictionary reads; no
-    pymatgen object is built until a caller asks for reference phases.
+    Load with :func:`mp_compositions` (cached per process). Rows are kept as tuples and turned
+    into :class:`PackedComposition` only when asked for; no pymatgen object is built here.
     """
 
-    def __init__(self, rows: Iterable[PackedComposition], meta: dict[str, Any]) -> None:
+    def __init__(self, rows: Iterable[tuple[str, str, float, str | None, str]],
+                 meta: dict[str, Any]) -> None:
         self.meta = meta
-        self.by_formula: dict[str, PackedComposition] = {}
-        self.by_chemsys: dict[str, list[PackedComposition]] = {}
-        for row in rows:
-            self.by_formula[row.formula] = row
-            self.by_chemsys.setdefault(chemsys_of_formula(row.formula), []).append(row)
+        self._rows: dict[str, tuple[float, str | None, str]] = {}
+        self.by_chemsys: dict[str, list[str]] = {}
+        for formula, system, energy, mp_id, origin in rows:
+            self._rows[formula] = (energy, mp_id, origin)
+            self.by_chemsys.setdefault(system, []).append(formula)
         self.elements: dict[str, dict[str, Any]] = dict(meta.get("elements", {}))
 
     def __len__(self) -> int:
-        return len(self.by_formula)
+        return len(self._rows)
+
+    def __contains__(self, reduced_formula: object) -> bool:
+        return reduced_formula in self._rows
+
+    @property
+    def formulas(self) -> Iterable[str]:
+        """Every shipped reduced formula."""
+        return self._rows.keys()
 
     def get(self, reduced_formula: str) -> PackedComposition | None:
         """The shipped entry of a reduced formula (pymatgen spelling), or None."""
-        return self.by_formula.get(reduced_formula)
+        row = self._rows.get(reduced_formula)
+        return None if row is None else PackedComposition(reduced_formula, *row)
 
     def in_systems(self, systems: Iterable[str]) -> list[PackedComposition]:
         """Entries whose chemical system is one of ``systems`` (sorted '-'-joined symbols)."""
-        out: list[PackedComposition] = []
-        for s in systems:
-            out.extend(self.by_chemsys.get(s, []))
-        return out
+        return [PackedComposition(f, *self._rows[f]) for s in systems
+                for f in self.by_chemsys.get(s, [])]
 
     def describe(self) -> str:
         """One line for reports: what the set is and how big."""
@@ -146,11 +155,9 @@ def mp_compositions() -> MPCompositionSet:
             f"the shipped Materials Project references are missing ({exc})",
             hint="reinstall matloop, or rebuild them with "
                  "`python -m matloop.materials.mp_pack --data ../shared/data`") from exc
-    text = gzip.decompress(raw).decode()
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(gzip.decompress(raw).decode()))
     next(reader)
-    rows = (PackedComposition(f, float(e), m or None, o) for f, e, m, o in reader)
-    return MPCompositionSet(rows, meta)
+    return MPCompositionSet(((f, c, float(e), m or None, o) for f, c, e, m, o in reader), meta)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,24 +214,34 @@ def _shift_chunk(formulas: list[str], mu: dict[str, float]) -> dict[str, float]:
     return out
 
 
+def table_bytes(rows: dict[str, tuple[float, str | None, str]]) -> bytes:
+    """The table's CSV text: formula, chemical system, energy (4 decimals), mp-id, origin."""
+    lines = ["formula,chemsys,e_form_ev_per_atom,mp_id,origin"]
+    for formula in sorted(rows):
+        energy, mp_id, origin = rows[formula]
+        lines.append(f"{formula},{chemsys_of_formula(formula)},{energy:.4f},{mp_id or ''},"
+                     f"{origin}")
+    return ("\n".join(lines) + "\n").encode()
+
+
 def build(data: Path, out: Path, *, workers: int = 2) -> dict[str, Any]:
     """Write the shipped table and metadata from the shared data files; returns the metadata."""
-    from matloop.materials.references import lowest_elemental_energies, read_computed_entries_json
+    from pymatgen.entries.computed_entries import ComputedEntry
 
     started = time.perf_counter()
     matbench = _lowest_per_formula(data / _INPUTS["matbench"][0], "formula", "target", None)
     roost = _lowest_per_formula(data / _INPUTS["roost"][0], "composition",
                                 "formation_energy_per_atom", "task_id")
-    elements_path = data / _ELEMENTS_FILE[0]
-    element_phases = list(read_computed_entries_json(elements_path))
-    mu = lowest_elemental_energies(element_phases)
+    with gzip.open(data / _ELEMENTS_FILE[0], "rt", encoding="utf-8") as handle:
+        entries = [ComputedEntry.from_dict(d) for d in json.load(handle).values()]
+    mu: dict[str, float] = {}
     elements: dict[str, dict[str, Any]] = {}
-    for p in element_phases:
-        el = p.composition.elements[0].symbol
-        if p.energy_ev_per_atom == mu.get(el):
-            mp_id = p.source_id.split("-GGA")[0].split("-r2SCAN")[0]
-            elements[el] = {"energy_per_atom_ev": round(float(p.energy_ev_per_atom), 6),
-                            "mp_id": mp_id}
+    for e in entries:
+        el = e.composition.elements[0].symbol
+        if el not in mu or e.energy_per_atom < mu[el]:
+            mu[el] = float(e.energy_per_atom)
+            mp_id = str(e.entry_id).split("-GGA")[0].split("-r2SCAN")[0]
+            elements[el] = {"energy_per_atom_ev": round(mu[el], 6), "mp_id": mp_id}
     merged: dict[str, tuple[float, str | None, str]] = {}
     for formula in sorted(set(matbench) | set(roost)):
         m, r = matbench.get(formula), roost.get(formula)
@@ -237,11 +254,8 @@ def build(data: Path, out: Path, *, workers: int = 2) -> dict[str, Any]:
     compounds = [f for f in merged if len(set(_SYMBOL.findall(f))) > 1]
     shifts = _shifts(compounds, mu, workers)
     rejected = sorted(set(compounds) - set(shifts))
-    lines = ["formula,e_form_ev_per_atom,mp_id,origin"]
-    for formula in sorted(shifts):
-        energy, mp_id, origin = merged[formula]
-        lines.append(f"{formula},{energy + shifts[formula]:.4f},{mp_id or ''},{origin}")
-    payload = ("\n".join(lines) + "\n").encode()
+    payload = table_bytes({f: (merged[f][0] + shifts[f], merged[f][1], merged[f][2])
+                           for f in shifts})
     out.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, compresslevel=9) as handle:

@@ -306,7 +306,7 @@ class ReferenceStore:
         if pack is None:
             return len(own)
         held = self.held_out()
-        return len(own | {f for f in pack.by_formula if f not in held})
+        return len(own | {f for f in pack.formulas if f not in held})
 
     def user_structures(self, elements: Iterable[str]) -> list[ReferencePhase]:
         """Reference structures the user supplied without energies (imported CIFs) within
@@ -332,7 +332,7 @@ class ReferenceStore:
             from matloop.materials.mp_pack import ELEMENT_SOURCE, SOURCE
 
             held = self.held_out()
-            n = sum(1 for f in pack.by_formula if f not in held)
+            n = sum(1 for f in pack.formulas if f not in held)
             out = [{"source": SOURCE + " (shipped, read-only)", "energy_kind": "formation",
                     "energy_scale": "mp2020", "with_structure": 0, "phases": n,
                     "chemical_systems": len(pack.by_chemsys)},

@@ -397,7 +397,7 @@ def validate_structure(
     from matloop.config import get_settings
 
     settings = get_settings()
-    max_atoms = settings.max_atoms if max_atoms is None else max_atoms
+    max_atoms = settings.max_structure_atoms if max_atoms is None else max_atoms
     min_distance = (
         settings.min_distance_angstrom if min_distance_angstrom is None else min_distance_angstrom
     )

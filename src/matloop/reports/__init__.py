@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from matloop.errors import MatloopError
@@ -195,26 +195,36 @@ def to_markdown(report: DiscoveryReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+class WrittenReport(NamedTuple):
+    """The report as written (with cards, inputs and artifacts) and its three files."""
+
+    report: DiscoveryReport
+    paths: list[Path]
+
+
 def write_report_files(report: DiscoveryReport, run_dir: Path, *, cards: int = 5,
                        dft: int = 3, use_robocrys: bool = True,
                        robocrys_timeout_s: float = 60.0,
-                       workflows: bool | None = None) -> list[Path]:
+                       workflows: bool | None = None) -> WrittenReport:
     """Write report.json, report.md and report.html, with figures (plots/), material cards
     (cards/<id>/: CIF, projections) and DFT inputs (dft/<id>/) into the run directory.
 
     Cards and inputs already listed in the report are reused (re-rendering is quick).
     ``workflows`` writes atomate2 Flow JSON beside the DFT inputs (default: when atomate2
-    is installed).
+    is installed). Credentials anywhere in the report (a key typed into the query, say) are
+    scrubbed before anything is written.
 
     Returns:
-        The three report files.
+        The report as written, and the three report files.
     """
     from matloop.reports.cards import report_cards
     from matloop.reports.dft import write_dft_inputs
     from matloop.reports.html import to_html
     from matloop.reports.plots import report_plots
+    from matloop.runtime import scrub
 
     run_dir.mkdir(parents=True, exist_ok=True)
+    report = DiscoveryReport.model_validate(scrub(report.model_dump(mode="json")))
     ranked = report.candidates
     card_list, notes = report_cards(ranked, run_dir, top=cards, use_robocrys=use_robocrys,
                                     robocrys_timeout_s=robocrys_timeout_s,
@@ -242,60 +252,4 @@ def write_report_files(report: DiscoveryReport, run_dir: Path, *, cards: int = 5
     paths[0].write_text(report.model_dump_json(indent=2))
     paths[1].write_text(to_markdown(report))
     paths[2].write_text(to_html(report, run_dir, plots))
-    return paths
-
-
-def rebuild_report(run_dir: Path) -> DiscoveryReport:
-    """The report of a run without report.json, from its last checkpoint (offline reporter).
-
-    Raises:
-        MatloopError: The folder is not a campaign run or has no checkpoint.
-    """
-    from matloop.campaign import CampaignConfig, model_for, resume_campaign
-
-    config_path = run_dir / "config.json"
-    if not config_path.is_file() or not (run_dir / "checkpoints.sqlite").is_file():
-        raise MatloopError(f"{run_dir}: no report.json and no campaign checkpoint",
-                           hint="pass a run directory written by `matloop campaign` "
-                                "(it holds config.json and checkpoints.sqlite)")
-    config = CampaignConfig.model_validate_json(config_path.read_text())
-    run = resume_campaign(config.campaign_id, out_dir=run_dir.parent, chat_models={})
-    state: dict[str, Any] = run.state()
-    if not state:
-        raise MatloopError(f"{run_dir}: the campaign has no checkpoint yet",
-                           hint=f"start it again: matloop campaign --resume "
-                                f"{config.campaign_id} is not possible without one")
-    if state.get("report"):
-        return DiscoveryReport.model_validate(state["report"])
-    settings = {role: model_for(config, role) for role in run.ctx.methods.get("models", {})}
-    run.ctx.methods["models"] = {role: "offline" if value.lower() in ("", "none", "offline")
-                                 else value for role, value in settings.items()}
-    state = {**state, "status": state.get("status") or (
-        f"partial: rebuilt from the last checkpoint; the campaign did not finish (continue it "
-        f"with matloop campaign --resume {config.campaign_id} --out {run_dir.parent})")}
-    report = run.ctx.reporter.build(state, run.ctx)
-    return report
-
-
-def render_run(run_dir: Path, *, fmt: str = "html") -> Path:
-    """Re-render a finished or partial run to ``fmt`` (html, md or json).
-
-    A run killed before its report (no report.json) is rebuilt from its last checkpoint.
-    """
-    if fmt not in FORMATS:
-        raise MatloopError(f"unknown format {fmt!r}", hint="use html, md or json")
-    if not run_dir.is_dir():
-        raise MatloopError(f"{run_dir}: no such run directory",
-                           hint="pass runs/<campaign id> (see the campaign's first output line)")
-    source = run_dir / "report.json"
-    if source.is_file():
-        try:
-            report = DiscoveryReport.model_validate_json(source.read_text())
-        except ValueError as exc:
-            raise MatloopError(f"{source} is not a valid report: {str(exc)[:200]}",
-                               hint="delete it and re-render: the report is rebuilt from the "
-                                    "checkpoint") from exc
-    else:
-        report = rebuild_report(run_dir)
-    paths = write_report_files(report, run_dir)
-    return {"json": paths[0], "md": paths[1], "html": paths[2]}[fmt]
+    return WrittenReport(report, paths)

@@ -1,51 +1,51 @@
-"""All agent tools, built once per campaign or chat session."""
+"""All agent tools of a campaign or chat session, built once per run: one line per family."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from langchain_core.tools import BaseTool
-
+from matloop.files import FileAccess
+from matloop.knowledge.store import KnowledgeBase
 from matloop.materials.engine import MaterialsEngine
+from matloop.tools.base import Toolbox
+from matloop.tools.generation import generation_tools
+from matloop.tools.materials import materials_tools
+from matloop.tools.retrieval import retrieval_tools
+from matloop.tools.surrogates import surrogate_tools
 
 
-def build_tools(engine: MaterialsEngine, *, run_dir: Path | None = None,
-                knowledge: Any = None, chat_model: Any = None) -> dict[str, BaseTool]:
-    """Tools by name: materials engine, generation, knowledge base, property surrogates.
+def build_toolbox(engine: MaterialsEngine, *, run_dir: Path | None = None,
+                  access: FileAccess | None = None, knowledge: KnowledgeBase | None = None,
+                  chat_model: Any = None, use_robocrys: bool = True) -> Toolbox:
+    """Materials engine, generation, knowledge-base and property tools.
 
     Args:
         engine: The materials engine (MLIP, cache, references).
         run_dir: Where tools write artifacts (CIFs, candidates.json).
-        knowledge: A KnowledgeBase; opened from the settings' data directory when None.
+        access: Folders structure files may be read from (default: the working directory and
+            the run directory).
+        knowledge: A knowledge base (default: the one in the settings' data directory).
         chat_model: Chat model for LLM few-shot generation (None: that method is off).
     """
-    from matloop.tools.generation import make_generation_tools
-    from matloop.tools.materials import make_materials_tools
-
-    tools: list[BaseTool] = list(make_materials_tools(engine, run_dir=run_dir))
-    tools += make_generation_tools(engine, run_dir=run_dir, chat_model=chat_model)
-    tools += _knowledge_tools(knowledge)
-    tools += _surrogate_tools()
-    return {t.name: t for t in tools}
-
-
-def _knowledge_tools(knowledge: Any) -> list[BaseTool]:
-    from matloop.knowledge import KnowledgeBase
-    from matloop.tools.retrieval import make_retrieval_tools
-
-    kb = knowledge if knowledge is not None else KnowledgeBase()
-    return list(make_retrieval_tools(kb))
-
-
-def _surrogate_tools() -> list[BaseTool]:
-    from matloop.tools.surrogates import make_surrogate_tools
-
-    return list(make_surrogate_tools())
+    if access is None:
+        access = FileAccess.working_directory(*([run_dir] if run_dir is not None else []))
+    key = engine.settings.mp_api_key
+    toolbox = Toolbox()
+    for spec in [
+        *materials_tools(engine, run_dir=run_dir, access=access),
+        *generation_tools(engine, run_dir=run_dir, chat_model=chat_model),
+        *retrieval_tools(knowledge if knowledge is not None else KnowledgeBase(),
+                         access=access, use_robocrys=use_robocrys),
+        *surrogate_tools(access=access,
+                         mp_api_key=key.get_secret_value() if key is not None else None),
+    ]:
+        toolbox.add(spec)
+    return toolbox
 
 
 def property_models() -> set[str]:
-    """Properties that have a trained surrogate in the user's data directory."""
+    """Properties that have a surrogate model available to this installation."""
     from matloop.surrogates import available_properties
 
     return set(available_properties())

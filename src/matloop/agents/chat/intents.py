@@ -4,9 +4,9 @@
 turns, into an :class:`Understanding`: the intent (stability, known phases, a property, a
 comparison, synthesis, relaxing a structure, a new campaign, a question about an earlier
 campaign, the literature, help), the entities it names (see
-:mod:`matloop.agents.chat_chemistry` and :mod:`matloop.agents.chat_entities`), what is still
+:mod:`matloop.agents.chat.chemistry` and :mod:`matloop.agents.chat.entities`), what is still
 needed to answer, which entities came from earlier turns, and a one-line reading. The models
-live in :mod:`matloop.agents.chat_models` and are re-exported here.
+live in :mod:`matloop.agents.chat.models` and are re-exported here.
 
 It is deterministic, needs no LLM and no tools, and takes well under a millisecond for a
 typical question (pasted structures whose formula needs symmetry take longer; an 8000-character
@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from matloop.agents.chat_chemistry import (
+from matloop.agents.chat.chemistry import (
     ELEMENT_NAMES,
     SYMBOLS,
     Chemistry,
@@ -31,7 +31,7 @@ from matloop.agents.chat_chemistry import (
     read_chemistry,
     substitute,
 )
-from matloop.agents.chat_cues import (
+from matloop.agents.chat.cues import (
     CAMPAIGN_VERBS,
     FOLLOWUP,
     HELP,
@@ -41,7 +41,7 @@ from matloop.agents.chat_cues import (
     SWAP,
     cue_scores,
 )
-from matloop.agents.chat_entities import (
+from matloop.agents.chat.entities import (
     PROPERTY_UNITS,
     Constraint,
     PastedStructure,
@@ -53,7 +53,7 @@ from matloop.agents.chat_entities import (
     run_id_in,
     unsupported_properties,
 )
-from matloop.agents.chat_models import (
+from matloop.agents.chat.models import (
     INTENTS,
     ConversationContext,
     Entities,

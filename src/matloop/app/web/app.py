@@ -11,7 +11,7 @@
 
 Off loopback every ``/api`` route needs the token (``Authorization: Bearer``, the
 ``X-Matloop-Token`` header, ``?token=`` or the cookie set when the page was opened with it).
-Request bodies are capped (:mod:`matloop.web.limits`, 1 MiB by default), and a run directory
+Request bodies are capped (:mod:`matloop.app.web.limits`, 1 MiB by default), and a run directory
 whose files are damaged is listed as ``damaged`` without disturbing the others.
 """
 
@@ -38,15 +38,15 @@ from starlette.background import BackgroundTask
 
 from matloop.config import Settings, get_settings
 from matloop.errors import MatloopError
-from matloop.web.campaigns import ApprovalAnswer, CampaignManager, CampaignRequest
-from matloop.web.chat import ChatRequest, ChatService
-from matloop.web.limits import (
+from matloop.app.web.campaigns import ApprovalAnswer, CampaignManager, CampaignRequest
+from matloop.app.web.chat import ChatRequest, ChatService
+from matloop.app.web.limits import (
     DEFAULT_MAX_BODY_BYTES,
     BodySizeLimit,
     BodyTooLarge,
     body_too_large_response,
 )
-from matloop.web.runs import ApiError, RunStore, summarize
+from matloop.app.web.runs import ApiError, RunStore, summarize
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def create_app(runs_dir: str | Path = "runs", *, settings: Settings | None = Non
         host: The address the server is bound to (decides the Host-header check).
         max_body_bytes: Largest request body; larger ones get 413 before they are read.
         body_limits: Other limits by path prefix (e.g. a structure-upload route gets
-            :data:`matloop.web.limits.STRUCTURE_UPLOAD_BYTES`).
+            :data:`matloop.app.web.limits.STRUCTURE_UPLOAD_BYTES`).
     """
     check_bind(host, token)
     settings = settings or get_settings()
@@ -106,7 +106,7 @@ def create_app(runs_dir: str | Path = "runs", *, settings: Settings | None = Non
                               chat_models=campaign_models)
     chat = ChatService(store.root, settings=settings, manager=manager, model=chat_model,
                        llm=llm, base_url=base_url)
-    static = resources.files("matloop.web") / "static"
+    static = resources.files("matloop.app.web") / "static"
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -21,7 +21,7 @@ from importlib import resources
 
 from pymatgen.core import Composition, Element
 
-from matloop.agents.chat_entities import ELEMENT_NAMES, SYMBOLS
+from matloop.agents.chat.entities import ELEMENT_NAMES, SYMBOLS
 
 _CASELESS = {s.lower(): s for s in SYMBOLS}
 

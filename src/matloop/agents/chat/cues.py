@@ -1,6 +1,6 @@
 """Cue words of the chat intents, with weights, and the other phrase patterns.
 
-The offline chat reader (:mod:`matloop.agents.chat_intents`) scores a message with them.
+The offline chat reader (:mod:`matloop.agents.chat.intents`) scores a message with them.
 A cue adds its weight to its intent when it occurs in the lower-cased message; the reader then
 weighs the scores against the entities the message names.
 """

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from matloop.web.app import create_app
+from matloop.app.web.app import create_app
 
 __all__ = ["create_app"]

@@ -1,6 +1,6 @@
 """Campaigns started from the page: one background thread per thread id.
 
-A job runs :class:`matloop.campaign.CampaignRun` in a thread. Plan approval (a LangGraph
+A job runs :class:`matloop.app.campaign.CampaignRun` in a thread. Plan approval (a LangGraph
 interrupt) waits for an answer posted by the page; stop is cooperative (checked between graph
 steps, so the last finished step stays checkpointed) and resume uses the campaign's own
 resume machinery. Progress reaches the page through the run's events.jsonl.
@@ -18,12 +18,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from matloop.campaign import ROLES, CampaignConfig, CampaignRun, CampaignStopped, new_campaign_id
+from matloop.app.campaign import CampaignRun, CampaignStopped, config_file_text
+from matloop.graphs.context import ROLES, CampaignConfig, new_campaign_id
 from matloop.config import Settings
 from matloop.errors import MatloopError
-from matloop.runtime import Budget, EventLog, scrub, strip_url_credentials
+from matloop.runtime import Budget, EventLog, strip_url_credentials
 from matloop.schemas import Plan
-from matloop.web.runs import (
+from matloop.app.web.runs import (
     RUN_ID_PATTERN,
     ApiError,
     RunStore,
@@ -305,18 +306,6 @@ class CampaignManager:
         for job in list(self.jobs.values()):
             if job.thread is not None:
                 job.thread.join(timeout=timeout_s)
-
-
-def config_file_text(config: CampaignConfig) -> str:
-    """config.json for a campaign: credentials removed from the base URL and the query.
-
-    The running campaign keeps the real values; resume puts the server's base URL back when
-    it is the same URL without credentials.
-    """
-    data = scrub(config.model_dump(mode="json"))
-    if config.base_url:
-        data["base_url"] = strip_url_credentials(config.base_url)
-    return json.dumps(data, indent=2)
 
 
 def _first_errors(exc: ValidationError, limit: int = 3) -> str:

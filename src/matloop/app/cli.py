@@ -113,13 +113,13 @@ def _print_predictions(predictions: list, bulk_modulus: bool) -> None:
 @app.command()
 def mlips() -> None:
     """List the registered MLIP backends."""
-    from matloop.materials.mlip import _REGISTRY, available_backends
+    from matloop.materials.mlip import available_backends, get_backend_spec
 
     table = Table(title="MLIP backends")
     for col in ("name", "model", "energy scale", "description"):
         table.add_column(col)
     for name in available_backends():
-        spec = _REGISTRY[name]
+        spec = get_backend_spec(name)
         table.add_row(spec.name, spec.model, spec.energy_scale, spec.description)
     out.print(table)
 
@@ -233,7 +233,7 @@ def campaign(
     campaign_id: Annotated[str | None, typer.Option(help="Thread id to use for a new campaign.")] = None,
 ) -> None:
     """Run (or resume) a discovery campaign and write its report."""
-    from matloop.campaign import resume_campaign, start_campaign
+    from matloop.app.campaign import resume_campaign, start_campaign
     from matloop.runtime import Budget
 
     try:
@@ -264,7 +264,7 @@ def campaign(
         return
     from matloop.reports import write_report_files
 
-    paths = write_report_files(report, run.run_dir)
+    report, paths = write_report_files(report, run.run_dir)
     _print_report(report)
     out.mkdir(parents=True, exist_ok=True)
     console.print("report: " + ", ".join(str(p) for p in paths))
@@ -295,7 +295,7 @@ def report(
 ) -> None:
     """Re-render the report of a finished or partial run (a run killed before its report is
     rebuilt from its last checkpoint)."""
-    from matloop.reports import render_run
+    from matloop.app.campaign import render_run
 
     try:
         path = render_run(run_dir, fmt=fmt)
@@ -312,35 +312,21 @@ def chat(
     runs_dir: Annotated[Path, typer.Option("--out", help="Where campaigns started from chat write runs.")] = Path("runs"),
 ) -> None:
     """Talk to the research assistant in the terminal (exit with 'exit' or Ctrl-D)."""
-    from langchain_core.messages import HumanMessage
     from langgraph.checkpoint.memory import InMemorySaver
 
-    from matloop.agents.llm import make_chat_model, parse_model_string
-    from matloop.campaign import run_campaign
+    from matloop.app.chat import chat_model_from_settings, chat_toolbox, run_and_summarise
     from matloop.config import get_settings
-    from matloop.graphs.chat import build_chat_graph, make_campaign_tool
-    from matloop.materials.engine import MaterialsEngine
-    from matloop.runtime import Budget
-    from matloop.tools.registry import build_tools
+    from matloop.graphs.chat import build_chat_graph, user
 
     try:
-        spec = parse_model_string(llm, base_url=base_url)
-        model = make_chat_model(spec) if spec else None
-        engine = MaterialsEngine(get_settings())
-        tools = build_tools(engine, run_dir=runs_dir / "chat", chat_model=model)
+        model = chat_model_from_settings(llm, base_url=base_url)
+        tools = chat_toolbox(model=model, runs_dir=runs_dir,
+                             starter=run_and_summarise(runs_dir, llm=llm, base_url=base_url,
+                                                       settings=get_settings()))
     except MatloopError as exc:
         _fail(exc)
         return
 
-    def start(query: str, max_evaluations: int) -> dict:
-        report = run_campaign(query, out_dir=runs_dir, llm=llm, base_url=base_url,
-                              budget=Budget(max_evaluations=max_evaluations, max_iterations=2))
-        top = [f"{c.formula} ({c.e_above_hull_ev_per_atom:+.3f} eV/atom)"
-               for c in report.candidates if c.status == "ok"][:5]
-        return {"campaign_id": report.campaign_id, "status": report.status, "top": top,
-                "report": str(runs_dir / report.campaign_id / "report.md")}
-
-    tools["start_campaign"] = make_campaign_tool(start)
     graph = build_chat_graph(tools, model=model).compile(checkpointer=InMemorySaver())
     thread = {"configurable": {"thread_id": "terminal"}}
     console.print("matloop chat — ask about materials; 'exit' to leave.")
@@ -352,7 +338,7 @@ def chat(
         if text.strip().lower() in ("exit", "quit"):
             break
         with console.status("thinking"):
-            result = graph.invoke({"messages": [HumanMessage(content=text)]}, thread)
+            result = graph.invoke({"messages": [user(text)]}, thread)
         out.print(f"[bold green]matloop>[/] {result['messages'][-1].content}")
 
 
@@ -368,7 +354,7 @@ def serve(
     """Start the web research assistant: chat, campaigns, runs and 3D structures."""
     import uvicorn
 
-    from matloop.web.app import create_app
+    from matloop.app.web.app import create_app
 
     try:
         web = create_app(runs_dir, llm=llm, base_url=base_url, token=token, host=host)
@@ -384,7 +370,7 @@ def serve(
 
 def _mount() -> None:
     """Add the knowledge-base, generation and surrogate commands."""
-    from matloop.generation.cli import register as register_generation
+    from matloop.app.generation_cli import register as register_generation
     from matloop.knowledge.cli import register as register_knowledge
     from matloop.surrogates.cli import models_app
 

@@ -1,10 +1,10 @@
 """Entities of a chat message other than its chemistry.
 
 Properties with units, numeric constraints, pasted CIF/POSCAR text, typed file paths, campaign
-and hypothesis ids (formulas, systems and elements are in :mod:`matloop.agents.chat_chemistry`).
+and hypothesis ids (formulas, systems and elements are in :mod:`matloop.agents.chat.chemistry`).
 
 Pure text processing (regular expressions, a small compound-name table and pymatgen
-compositions); no LLM, no tools, no file access. :mod:`matloop.agents.chat_intents` decides
+compositions); no LLM, no tools, no file access. :mod:`matloop.agents.chat.intents` decides
 what the message asks from these entities and the conversation so far.
 """
 

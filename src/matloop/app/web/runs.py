@@ -192,7 +192,10 @@ def checkpoint_values(run_dir: Path, thread_id: str) -> dict[str, Any]:
             "SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "checkpoints" not in tables:
             raise RunDamaged(run_dir, "checkpoints.sqlite holds no checkpoint table")
-        found = SqliteSaver(conn).get_tuple({"configurable": {"thread_id": thread_id}})
+        from matloop.graphs.state import checkpoint_serializer
+
+        found = SqliteSaver(conn, serde=checkpoint_serializer()).get_tuple(
+            {"configurable": {"thread_id": thread_id}})
     except sqlite3.OperationalError as exc:
         if "locked" in str(exc) or "busy" in str(exc):
             return {}
@@ -207,7 +210,20 @@ def checkpoint_values(run_dir: Path, thread_id: str) -> dict[str, Any]:
     finally:
         conn.close()
     values = found.checkpoint.get("channel_values", {}) if found else {}
-    return dict(values) if isinstance(values, dict) else {}
+    return {k: _plain(v) for k, v in values.items()} if isinstance(values, dict) else {}
+
+
+def _plain(value: Any) -> Any:
+    """Checkpointed values as JSON-ready data (state holds pydantic models)."""
+    from pydantic import BaseModel
+
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def last_phase(run_dir: Path) -> tuple[str | None, int]:

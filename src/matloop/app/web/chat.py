@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from matloop.config import Settings
 from matloop.errors import MatloopError
-from matloop.web.campaigns import CampaignManager, CampaignRequest
-from matloop.web.runs import RUN_ID_PATTERN, ApiError
+from matloop.app.web.campaigns import CampaignManager, CampaignRequest
+from matloop.app.web.runs import RUN_ID_PATTERN, ApiError
 
 
 class ChatRequest(BaseModel):
@@ -85,6 +85,7 @@ class ChatService:
         self.base_url = base_url
         self.max_tool_rounds = max_tool_rounds
         self._graph: Any = None
+        self._tools: Any = None
         self._build_lock = threading.Lock()
         self._busy: set[str] = set()
         self._evidence: dict[str, dict[str, dict[str, Any]]] = {}
@@ -101,28 +102,29 @@ class ChatService:
         """The compiled chat graph (built on first use: tools open the MLIP and the store)."""
         with self._build_lock:
             if self._graph is None:
-                from langchain_core.tools import StructuredTool
                 from langgraph.checkpoint.memory import InMemorySaver
 
-                from matloop.graphs.chat import CampaignArgs, build_chat_graph
-                from matloop.materials.engine import MaterialsEngine
-                from matloop.tools.registry import build_tools
+                from matloop.app.chat import chat_toolbox
+                from matloop.files import FileAccess
+                from matloop.graphs.chat import build_chat_graph
+                from matloop.tools.campaign import CampaignStarted
 
                 model = self._model()
-                engine = MaterialsEngine(self.settings)
-                tools = build_tools(engine, run_dir=self.runs_dir / ".chat", chat_model=model)
 
-                def start_campaign(query: str, max_evaluations: int = 30) -> str:
-                    """Start an offline discovery campaign for a question in the background
-                    and return its thread id; the page follows it live and shows its report
-                    (top candidates, energies above hull in eV/atom) when it ends."""
+                def start_campaign(query: str, max_evaluations: int) -> CampaignStarted:
                     job = self.manager.start(CampaignRequest(
                         query=query, max_evaluations=max_evaluations, max_iterations=2))
-                    return json.dumps({"status": "running", "campaign_id": job.run_id,
-                                       "top": [], "report": f"#run/{job.run_id}"})
+                    return CampaignStarted(
+                        campaign_id=job.run_id, state="running", report=f"#run/{job.run_id}",
+                        answer=f"Campaign {job.run_id} started; follow it live at "
+                               f"#run/{job.run_id}.")
 
-                tools["start_campaign"] = StructuredTool.from_function(
-                    start_campaign, args_schema=CampaignArgs)
+                scratch = self.runs_dir / ".chat"
+                scratch.mkdir(parents=True, exist_ok=True)
+                tools = chat_toolbox(model=model, runs_dir=self.runs_dir, starter=start_campaign,
+                                     access=FileAccess([scratch], allow_hidden=True),
+                                     settings=self.settings)
+                self._tools = tools
                 self._graph = build_chat_graph(tools, model=model,
                                                max_tool_rounds=self.max_tool_rounds).compile(
                     checkpointer=InMemorySaver())
@@ -143,7 +145,7 @@ class ChatService:
         """Run one turn (the thread must be reserved) and yield its events."""
         from langchain_core.messages import HumanMessage
 
-        from matloop.graphs.chat import _describe
+        from matloop.graphs.chat import describe_tool_output
 
         thread = {"configurable": {"thread_id": request.thread_id}, "recursion_limit": 50}
         known = self._evidence.setdefault(request.thread_id, {})
@@ -173,7 +175,7 @@ class ChatService:
                     evidence = evidence_in(name, raw)
                     known.update({e["id"]: e for e in evidence})
                     yield {"type": "tool_end", "run_id": ev["run_id"], "name": name,
-                           "status": _status(raw), "summary": _describe(name, raw)[:1500],
+                           "status": _status(raw), "summary": describe_tool_output(name, raw, self._tools)[:1500],
                            "evidence": evidence}
                 elif kind == "on_tool_error":
                     yield {"type": "tool_end", "run_id": ev["run_id"], "name": name,

@@ -1,0 +1,1 @@
+"""The application layer: assembling runs, the command line, the LangGraph server module."""

@@ -1,0 +1,199 @@
+"""What a campaign run needs besides its state: its configuration and its services.
+
+:class:`CampaignContext` is the campaign graph's ``context_schema``: LangGraph hands it to
+every node as ``runtime.context``. It carries the run's :class:`RunServices` (roles, tools,
+budget, event log, engine) when the caller built them (command line, Python API, tests), or
+just the configuration, from which the services are built once per thread by the builder the
+application registers (:func:`register_services_builder`) — that is how one compiled graph in
+the LangGraph server runs many campaigns, each in its own run directory.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from pydantic import AliasChoices, BaseModel, Field, field_validator
+
+from matloop.agents.base import Assistant, Critic, Planner, Reporter, Scientist
+from matloop.errors import MatloopError
+from matloop.runtime import Budget, EventLog, PriceTable
+from matloop.schemas import Usage
+from matloop.tools.base import Toolbox
+from matloop.tools.runner import ToolRunner
+
+ROLES = ("scientist", "planner", "critic", "assistant", "reporter")
+#: Thread ids are folder names: letters, digits, dot, dash, underscore; no leading dot.
+RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+
+
+def new_campaign_id() -> str:
+    """A fresh, sortable thread id."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+class CampaignConfig(BaseModel):
+    """Everything that defines a campaign run (saved as config.json, without credentials)."""
+
+    query: str = Field(description="The user's question.")
+    campaign_id: str = Field(description="Thread id; also the run directory name.",
+                             pattern=RUN_ID_PATTERN)
+    llm: str = Field(default="none", description="Default model for every role, or none.")
+    role_models: dict[str, str] = Field(default_factory=dict,
+                                        description="Per-role model overrides.")
+    base_url: str | None = Field(default=None, description="OpenAI-compatible server URL.")
+    mlip: str = Field(default="chgnet", description="MLIP backend.")
+    budget: Budget = Field(default_factory=Budget, description="Campaign limits.")
+    seed: int = Field(default=0, description="Seed of every stochastic step.")
+    require_approval: bool = Field(default=False, description="Ask a human to approve plans.")
+    max_atoms: int = Field(default=20, ge=1, le=200,
+                           validation_alias=AliasChoices("max_atoms", "max_generated_atoms"),
+                           description="Largest generated cell (atoms); the engine's own limit "
+                                       "on input structures is a separate setting.")
+    tool_timeout_s: float = Field(default=1800.0, gt=0, description="Time limit per tool call, "
+                                                                     "s.")
+    price_table: str | None = Field(default=None, description="Price table JSON path.")
+
+    @field_validator("role_models")
+    @classmethod
+    def _known_roles(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(ROLES))
+        if unknown:
+            raise ValueError(f"unknown role(s) {', '.join(unknown)}; roles: {', '.join(ROLES)}")
+        return value
+
+    def model_for(self, role: str) -> str:
+        """The model setting of one role."""
+        return self.role_models.get(role, self.llm)
+
+
+@dataclass
+class RunServices:
+    """The live objects of one campaign run. Built per run, never at import time."""
+
+    config: CampaignConfig
+    run_dir: Path
+    scientist: Scientist
+    critic: Critic
+    planner: Planner
+    assistant: Assistant
+    reporter: Reporter
+    tools: Toolbox
+    events: EventLog
+    engine: Any
+    models: dict[str, str] = field(default_factory=dict)
+    property_models: set[str] = field(default_factory=set)
+    prices: PriceTable = field(default_factory=PriceTable)
+    methods: dict[str, Any] = field(default_factory=dict)
+    pending: Usage = field(default_factory=Usage)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def budget(self) -> Budget:
+        """The run's limits."""
+        return self.config.budget
+
+    def runner(self, *, timeout_s: float | None = None) -> ToolRunner:
+        """A tool runner with the run's time limit per call."""
+        return ToolRunner(self.tools, timeout_s=timeout_s or self.config.tool_timeout_s)
+
+    def record_llm_call(self, rec: Any) -> None:
+        """LLM client callback: count the call and log it."""
+        cost = self.prices.cost_usd(rec.model, rec.input_tokens, rec.output_tokens)
+        with self._lock:
+            self.pending.llm_calls += 1
+            self.pending.input_tokens += rec.input_tokens
+            self.pending.output_tokens += rec.output_tokens
+            self.pending.cost_usd += cost or 0.0
+        self.events.write("llm_call", role=rec.role, model=rec.model,
+                          input_tokens=rec.input_tokens, output_tokens=rec.output_tokens,
+                          latency_s=round(rec.latency_s, 3), ok=rec.ok, error=rec.error,
+                          cost_usd=cost, **({"mechanism": rec.mechanism}
+                                            if getattr(rec, "mechanism", None) else {}))
+
+    def spend(self, **counts: int) -> None:
+        """Count tool calls, MLIP evaluations or iterations spent by the current node."""
+        with self._lock:
+            for key, value in counts.items():
+                setattr(self.pending, key, getattr(self.pending, key) + value)
+
+    def take_usage(self, before: Usage | None, seconds: float) -> Usage:
+        """Usage so far: ``before`` plus what the current node spent, which is then reset."""
+        u = (before or Usage()).model_copy()
+        with self._lock:
+            p, self.pending = self.pending, Usage()
+        for key in ("llm_calls", "input_tokens", "output_tokens", "mlip_evaluations",
+                    "tool_calls", "iterations"):
+            setattr(u, key, getattr(u, key) + getattr(p, key))
+        u.cost_usd = round(u.cost_usd + p.cost_usd, 6)
+        u.wall_time_s = round(u.wall_time_s + seconds, 3)
+        return u
+
+
+@dataclass
+class CampaignContext:
+    """The campaign graph's runtime context.
+
+    Attributes:
+        services: The run's services, when the caller built them.
+        config: The run's configuration (a dict from a LangGraph server client is validated),
+            used to build the services when ``services`` is None.
+        runs_dir: Folder of run directories for services built here (default: the settings'
+            ``runs_dir``).
+    """
+
+    services: RunServices | None = None
+    config: CampaignConfig | dict[str, Any] | None = None
+    runs_dir: str | None = None
+
+
+ServicesBuilder = Callable[[CampaignConfig, Path], RunServices]
+_BUILDER: list[ServicesBuilder] = []
+_BUILT: dict[str, RunServices] = {}
+_BUILT_LOCK = threading.Lock()
+
+
+def register_services_builder(builder: ServicesBuilder) -> None:
+    """Set how services are built from a configuration (the application does this once)."""
+    _BUILDER[:] = [builder]
+
+
+def services_for(context: CampaignContext | None, config: RunnableConfig | None,
+                 state: dict[str, Any] | None = None) -> RunServices:
+    """The services of the run a node belongs to.
+
+    Raises:
+        MatloopError: Nothing to build them from (no services, no builder registered).
+    """
+    if context is not None and context.services is not None:
+        return context.services
+    thread = str(((config or {}).get("configurable") or {}).get("thread_id") or "")
+    with _BUILT_LOCK:
+        if thread and thread in _BUILT:
+            return _BUILT[thread]
+        if not _BUILDER:
+            raise MatloopError("this campaign graph has no run services",
+                               hint="run it through matloop (matloop campaign, run_campaign or "
+                                    "the LangGraph server module matloop.app.server)")
+        raw = context.config if context is not None else None
+        data = raw.model_dump() if isinstance(raw, CampaignConfig) else dict(raw or {})
+        state = state or {}
+        data.setdefault("query", state.get("query") or "(set per run)")
+        data.setdefault("campaign_id", thread or state.get("campaign_id") or new_campaign_id())
+        from matloop.config import get_settings
+
+        settings = get_settings()
+        data.setdefault("llm", settings.llm)
+        cfg = CampaignConfig.model_validate(data)
+        runs = Path(context.runs_dir) if context is not None and context.runs_dir else \
+            settings.runs_dir
+        services = _BUILDER[0](cfg, runs / cfg.campaign_id)
+        if thread:
+            _BUILT[thread] = services
+        return services
