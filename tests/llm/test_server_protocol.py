@@ -9,43 +9,26 @@ Findings are written up in tests/llm/README.md.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Iterator
 from typing import Any, Literal
 
 import httpx
 import openai
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
-from langchain_core.tools import tool
-from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, Field
 
+from tests.llm.clients import (
+    TOOL_SYSTEM,
+    TOOL_USER,
+    RequestLog,
+    formation_energy,
+    make_chat,
+    tool_call,
+)
 from tests.llm.server import LlamaServer, free_port
 
 pytestmark = pytest.mark.llm
-
-
-class RequestLog:
-    """Every request body ChatOpenAI sends, as parsed JSON (an httpx event hook)."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-
-    def __call__(self, request: httpx.Request) -> None:
-        if request.content:
-            self.bodies.append(json.loads(request.content))
-
-
-def make_chat(server_url: str, *, log: RequestLog | None = None, **kwargs: Any) -> ChatOpenAI:
-    """ChatOpenAI against a local server: greedy, no client retries, no real key."""
-    options: dict[str, Any] = {"temperature": 0.0, "max_retries": 0, "timeout": 300.0,
-                               "max_tokens": 256}
-    options.update(kwargs)
-    client = httpx.Client(event_hooks={"request": [log]}) if log is not None else None
-    return ChatOpenAI(model="gemma-3-270m", base_url=server_url, api_key="not-needed",
-                      http_client=client, **options)
 
 
 # -- structured output ----------------------------------------------------------------------
@@ -107,22 +90,6 @@ def test_json_schema_structured_output_gives_valid_pydantic_object(
 # -- native tool calls ------------------------------------------------------------------------
 
 
-@tool
-def formation_energy(formula: str) -> str:
-    """Look up the DFT formation energy (eV/atom) of a compound from its reduced formula."""
-    return f"{formula}: -3.49 eV/atom"
-
-
-TOOL_SYSTEM = SystemMessage(
-    "You are a materials assistant. Use the formation_energy tool to look up energies.")
-TOOL_USER = HumanMessage("Look up the formation energies of BaTiO3 and SrTiO3.")
-
-
-def _call(call_id: str, formula: str) -> dict[str, Any]:
-    return {"name": "formation_energy", "args": {"formula": formula}, "id": call_id,
-            "type": "tool_call"}
-
-
 def test_bind_tools_gives_tool_calls(llama_server: LlamaServer) -> None:
     log = RequestLog()
     model = make_chat(llama_server.base_url, log=log).bind_tools(
@@ -156,7 +123,7 @@ def test_two_parallel_tool_calls_then_two_tool_messages_are_accepted(
     model = make_chat(llama_server.base_url, log=log).bind_tools([formation_energy])
     messages = [
         TOOL_SYSTEM, TOOL_USER,
-        AIMessage("", tool_calls=[_call("call_a", "BaTiO3"), _call("call_b", "SrTiO3")]),
+        AIMessage("", tool_calls=[tool_call("call_a", "BaTiO3"), tool_call("call_b", "SrTiO3")]),
         ToolMessage("BaTiO3: -3.49 eV/atom", tool_call_id="call_a"),
         ToolMessage("SrTiO3: -3.55 eV/atom", tool_call_id="call_b"),
     ]
@@ -178,9 +145,9 @@ def test_interleaved_tool_calls_and_results_are_accepted(llama_server: LlamaServ
     model = make_chat(llama_server.base_url, log=log).bind_tools([formation_energy])
     messages = [
         TOOL_SYSTEM, TOOL_USER,
-        AIMessage("", tool_calls=[_call("call_a", "BaTiO3")]),
+        AIMessage("", tool_calls=[tool_call("call_a", "BaTiO3")]),
         ToolMessage("BaTiO3: -3.49 eV/atom", tool_call_id="call_a"),
-        AIMessage("", tool_calls=[_call("call_b", "SrTiO3")]),
+        AIMessage("", tool_calls=[tool_call("call_b", "SrTiO3")]),
         ToolMessage("SrTiO3: -3.55 eV/atom", tool_call_id="call_b"),
     ]
     reply = model.invoke(messages)
@@ -270,12 +237,8 @@ def _wait_idle(server: LlamaServer, timeout_s: float = 60.0) -> None:
     raise AssertionError("server still busy after the client gave up")
 
 
-@pytest.fixture
-def killable(fresh_server: LlamaServer) -> Iterator[LlamaServer]:
-    yield fresh_server
-
-
-def test_sigkill_then_restart_on_the_same_port(killable: LlamaServer) -> None:
+def test_sigkill_then_restart_on_the_same_port(fresh_server: LlamaServer) -> None:
+    killable = fresh_server
     model = make_chat(killable.base_url, max_tokens=4)
     assert model.invoke([HumanMessage("Say hi.")]).usage_metadata["output_tokens"] > 0
     port, pid = killable.port, killable.proc.pid
