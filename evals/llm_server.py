@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         _, assemble_s = _timed(lambda: ensure_model(cache=Path(tmp)))
         _, reassemble_s = _timed(lambda: ensure_model(cache=Path(tmp)))
-    template = chat_template("qwen2.5")
+    template = chat_template()
 
     startups: list[float] = []
     gen_tps: list[float] = []

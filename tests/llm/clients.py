@@ -9,6 +9,7 @@ import httpx
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
+from pydantic import BaseModel, Field
 
 
 class RequestLog:
@@ -32,7 +33,13 @@ def make_chat(server_url: str, *, log: RequestLog | None = None, **kwargs: Any) 
                       http_client=client, **options)
 
 
-@tool
+class FormationEnergyArgs(BaseModel):
+    """Arguments of the formation-energy lookup."""
+
+    formula: str = Field(description="Reduced chemical formula, e.g. BaTiO3.", max_length=16)
+
+
+@tool(args_schema=FormationEnergyArgs)
 def formation_energy(formula: str) -> str:
     """Look up the DFT formation energy (eV/atom) of a compound from its reduced formula."""
     return f"{formula}: -3.49 eV/atom"

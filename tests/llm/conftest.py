@@ -36,7 +36,7 @@ def llm_artifacts() -> LlmArtifacts:
     try:
         binary = ensure_llama_server()
         model = ensure_model()
-        template = chat_template("qwen2.5")
+        template = chat_template()
     except LlmTierUnavailable as exc:
         pytest.skip(f"llm tier unavailable on this machine: {exc}")
     # LlamaBuildError (a build that should work and broke) propagates: the tier errors out.
@@ -46,7 +46,7 @@ def llm_artifacts() -> LlmArtifacts:
 @pytest.fixture(scope="session")
 def llama_server(llm_artifacts: LlmArtifacts,
                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
-    """One llama-server for the session: Gemma 3 270M, Qwen2.5 tool template, -t 1, 8192 ctx."""
+    """One llama-server for the session: Gemma 3 270M, gemma3-tools template, -t 1, 8192 ctx."""
     log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
     with LlamaServer(llm_artifacts.binary, llm_artifacts.model,
                      template=llm_artifacts.template, log_path=log_path) as server:

@@ -72,12 +72,19 @@ CMAKE_FLAGS: tuple[str, ...] = (
 )
 BUILD_TARGET = "llama-server"
 
-#: Tool-capable chat templates shipped in the llama.cpp tree (``models/templates``).
+#: Chat templates by short name. ``gemma3-tools`` ships with these tests (templates/): Gemma 3
+#: turn tokens with Qwen2.5-style ``<tool_call>`` blocks; it is the one that gets native tool
+#: calls out of Gemma 3 270M. The others come from the llama.cpp tree (``models/templates``).
+LOCAL_TEMPLATES = Path(__file__).parent / "templates"
 CHAT_TEMPLATES: dict[str, str] = {
+    "gemma3-tools": "local:gemma3-tools.jinja",
     "qwen2.5": "Qwen-Qwen2.5-7B-Instruct.jinja",
+    "gemma2": "google-gemma-2-2b-it.jinja",
     "llama3.2": "meta-llama-Llama-3.2-3B-Instruct.jinja",
     "hermes3": "NousResearch-Hermes-3-Llama-3.1-8B-tool_use.jinja",
 }
+#: The template the tier's session server uses.
+TOOL_TEMPLATE = "gemma3-tools"
 
 #: Default context: 8192 tokens. matloop's longest prompts (system prompt, tool schemas, a
 #: campaign summary) stay well under it; the KV cache for Gemma 3 270M at 8192 tokens is about
@@ -381,17 +388,23 @@ def ensure_model(*, cache: Path | None = None) -> Path:
     return target
 
 
-def chat_template(name: str = "qwen2.5", *, cache: Path | None = None) -> Path:
-    """A tool-capable Jinja chat template from the same llama.cpp tree (``models/templates``).
+def chat_template(name: str = TOOL_TEMPLATE, *, cache: Path | None = None) -> Path:
+    """A Jinja chat template by short name (see ``CHAT_TEMPLATES``).
 
-    Gemma 3's own template rejects ``tool`` messages and llama-server drops native tool calls
-    with it; the Qwen2.5 template renders tools, tool calls and tool results.
+    The GGUF (the *base* Gemma 3 270M) carries no chat template, so llama-server falls back to
+    ChatML, which the model does not follow. ``gemma3-tools`` (Gemma turns + ``<tool_call>``
+    blocks) is the tier's default; ``qwen2.5`` is recognised by llama-server as a tool format
+    but Gemma 270M never emits its tool calls (see tests/llm/README.md).
     """
     if name not in CHAT_TEMPLATES:
         raise ValueError(f"unknown chat template {name!r}; valid: {sorted(CHAT_TEMPLATES)}")
-    path = ensure_sources(cache=cache) / "models" / "templates" / CHAT_TEMPLATES[name]
+    file = CHAT_TEMPLATES[name]
+    if file.startswith("local:"):
+        path = LOCAL_TEMPLATES / file.removeprefix("local:")
+    else:
+        path = ensure_sources(cache=cache) / "models" / "templates" / file
     if not path.is_file():
-        raise LlamaBuildError(f"{path} is missing from the llama.cpp tree")
+        raise LlamaBuildError(f"chat template {name!r}: {path} is missing")
     return path
 
 
@@ -583,7 +596,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         t1 = time.monotonic()
         model = ensure_model()
         t2 = time.monotonic()
-        template = chat_template("qwen2.5")
+        template = chat_template()
     except LlmTierUnavailable as exc:
         print(f"llm tier unavailable here: {exc}", file=sys.stderr)
         return 2

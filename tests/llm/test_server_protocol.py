@@ -45,7 +45,7 @@ class ElementRole(BaseModel):
 class CandidateProposal(BaseModel):
     """A candidate material, shaped like matloop's agent decisions (reasoning before verdict)."""
 
-    reasoning: str = Field(description="One sentence: why this compound.", max_length=300)
+    reasoning: str = Field(description="One sentence: why this compound.", max_length=200)
     formula: str = Field(description="Reduced chemical formula, e.g. BaTiO3.", max_length=20)
     elements: list[ElementRole] = Field(
         description="Each element of the formula with its role.", min_length=1, max_length=4)
@@ -63,7 +63,7 @@ PROPOSAL_PROMPT = [
 def test_json_schema_structured_output_gives_valid_pydantic_object(
         llama_server: LlamaServer) -> None:
     log = RequestLog()
-    model = make_chat(llama_server.base_url, log=log, max_tokens=400)
+    model = make_chat(llama_server.base_url, log=log, max_tokens=600)
     structured = model.with_structured_output(
         CandidateProposal, method="json_schema", strict=True, include_raw=True)
     result = structured.invoke(PROPOSAL_PROMPT)
@@ -92,17 +92,22 @@ def test_json_schema_structured_output_gives_valid_pydantic_object(
 
 def test_bind_tools_gives_tool_calls(llama_server: LlamaServer) -> None:
     log = RequestLog()
-    model = make_chat(llama_server.base_url, log=log).bind_tools(
+    model = make_chat(llama_server.base_url, log=log, max_tokens=160).bind_tools(
         [formation_energy], tool_choice="required")
     reply = model.invoke([TOOL_SYSTEM, TOOL_USER])
 
     assert isinstance(reply, AIMessage)
     assert reply.tool_calls, f"no tool call; content={reply.content!r}"
-    for call in reply.tool_calls:
-        assert call["name"] == "formation_energy"
-        assert isinstance(call["args"].get("formula"), str) and call["args"]["formula"]
-        assert call["id"]
-    assert reply.response_metadata["finish_reason"] == "tool_calls"
+    first = reply.tool_calls[0]
+    assert first["name"] == "formation_energy"
+    # The argument schema's maxLength (16) is enforced by the server's tool-call grammar; the
+    # model fills it with the first formula of the prompt (plus noise, at this size).
+    formula = first["args"]["formula"]
+    assert formula.startswith(("BaTiO3", "SrTiO3")) and len(formula) <= 16
+    assert first["id"] and len({c["id"] for c in reply.tool_calls}) == len(reply.tool_calls)
+    # Gemma 270M keeps calling until max_tokens: the reply ends on "length", not "tool_calls",
+    # and text before the first <tool_call> (an echo of the prompt) comes back as content.
+    assert reply.response_metadata["finish_reason"] in ("tool_calls", "length")
     sent = log.bodies[-1]
     assert sent["tools"][0]["function"]["name"] == "formation_energy"
     assert sent["tool_choice"] == "required"
@@ -117,10 +122,20 @@ def _rendered_prompt(server: LlamaServer, body: dict[str, Any]) -> str:
     return str(response.json()["prompt"])
 
 
+def _rendered_call(formula: str) -> str:
+    return ('<tool_call>\n{"name": "formation_energy", "arguments": {"formula": "'
+            + formula + '"}}\n</tool_call>')
+
+
+def _rendered_result(text: str) -> str:
+    return f"<tool_response>\n{text}\n</tool_response>"
+
+
 def test_two_parallel_tool_calls_then_two_tool_messages_are_accepted(
         llama_server: LlamaServer) -> None:
     log = RequestLog()
-    model = make_chat(llama_server.base_url, log=log).bind_tools([formation_energy])
+    model = make_chat(llama_server.base_url, log=log, max_tokens=48).bind_tools(
+        [formation_energy])
     messages = [
         TOOL_SYSTEM, TOOL_USER,
         AIMessage("", tool_calls=[tool_call("call_a", "BaTiO3"), tool_call("call_b", "SrTiO3")]),
@@ -134,15 +149,19 @@ def test_two_parallel_tool_calls_then_two_tool_messages_are_accepted(
     sent = log.bodies[-1]["messages"]
     assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool", "tool"]
     assert [c["id"] for c in sent[2]["tool_calls"]] == ["call_a", "call_b"]
+    assert [m["tool_call_id"] for m in sent[3:]] == ["call_a", "call_b"]
     prompt = _rendered_prompt(llama_server, log.bodies[-1])
-    # Qwen2.5 renders both calls in one assistant turn and both results in one user turn.
-    assert prompt.index("-3.49 eV/atom") < prompt.index("-3.55 eV/atom")
-    assert prompt.count("<tool_call>") == 2 and prompt.count("<tool_response>") == 2
+    # Both calls in one model turn, both results in one user turn, in call order.
+    assert ("<start_of_turn>model\n" + _rendered_call("BaTiO3") + "\n"
+            + _rendered_call("SrTiO3") + "<end_of_turn>") in prompt
+    assert ("<start_of_turn>user\n" + _rendered_result("BaTiO3: -3.49 eV/atom") + "\n"
+            + _rendered_result("SrTiO3: -3.55 eV/atom") + "<end_of_turn>") in prompt
 
 
 def test_interleaved_tool_calls_and_results_are_accepted(llama_server: LlamaServer) -> None:
     log = RequestLog()
-    model = make_chat(llama_server.base_url, log=log).bind_tools([formation_energy])
+    model = make_chat(llama_server.base_url, log=log, max_tokens=48).bind_tools(
+        [formation_energy])
     messages = [
         TOOL_SYSTEM, TOOL_USER,
         AIMessage("", tool_calls=[tool_call("call_a", "BaTiO3")]),
@@ -155,8 +174,14 @@ def test_interleaved_tool_calls_and_results_are_accepted(llama_server: LlamaServ
     assert isinstance(reply, AIMessage)
     assert reply.content or reply.tool_calls
     prompt = _rendered_prompt(llama_server, log.bodies[-1])
-    assert prompt.count("<tool_call>") == 2 and prompt.count("<tool_response>") == 2
-    assert prompt.index("-3.49 eV/atom") < prompt.index("SrTiO3\"}") < prompt.index("-3.55")
+    turns = [
+        "<start_of_turn>model\n" + _rendered_call("BaTiO3") + "<end_of_turn>",
+        "<start_of_turn>user\n" + _rendered_result("BaTiO3: -3.49 eV/atom") + "<end_of_turn>",
+        "<start_of_turn>model\n" + _rendered_call("SrTiO3") + "<end_of_turn>",
+        "<start_of_turn>user\n" + _rendered_result("SrTiO3: -3.55 eV/atom") + "<end_of_turn>",
+    ]
+    positions = [prompt.index(turn) for turn in turns]
+    assert positions == sorted(positions)
 
 
 # -- limits, usage, streaming ---------------------------------------------------------------
@@ -216,25 +241,25 @@ def test_server_down_raises_api_connection_error() -> None:
     assert time.monotonic() - started < 5.0  # max_retries=0: no back-off
 
 
+def _busy(server: LlamaServer) -> bool:
+    slots = httpx.get(f"{server.root_url}/slots", timeout=10).json()
+    return any(slot.get("is_processing") for slot in slots)
+
+
 def test_request_timeout_raises_api_timeout_error(llama_server: LlamaServer) -> None:
-    model = make_chat(llama_server.base_url, timeout=0.5, max_tokens=2000)
+    model = make_chat(llama_server.base_url, timeout=0.5, max_tokens=200)
     with pytest.raises(openai.APITimeoutError) as info:
         model.invoke([HumanMessage("Write a long essay about perovskite oxides.")])
     assert type(info.value).__name__ == "OpenAITimeoutError"
     # APITimeoutError is a subclass of APIConnectionError: catch the timeout first.
     assert isinstance(info.value, openai.APIConnectionError)
-    _wait_idle(llama_server)
-
-
-def _wait_idle(server: LlamaServer, timeout_s: float = 60.0) -> None:
-    """Wait until no slot is processing (the abandoned request is cancelled or finished)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        slots = httpx.get(f"{server.root_url}/slots", timeout=10).json()
-        if not any(slot.get("is_processing") for slot in slots):
-            return
-        time.sleep(0.2)
-    raise AssertionError("server still busy after the client gave up")
+    # The server does not cancel a non-streamed request whose client went away: the slot
+    # generates on to max_tokens, and the next request waits for it.
+    assert _busy(llama_server)
+    deadline = time.monotonic() + 120
+    while _busy(llama_server) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _busy(llama_server)
 
 
 def test_sigkill_then_restart_on_the_same_port(fresh_server: LlamaServer) -> None:
