@@ -41,8 +41,8 @@ from evals.common import (
     REPO,
     RESULTS,
     PeakMemory,
-    parse_benchmark_args,
     cache_entries,
+    parse_benchmark_args,
     write_json,
 )
 

@@ -22,8 +22,7 @@ _LINK = re.compile(r"\[([^\]]*)\]\(https?://(?:[^()\s]|\([^()\s]*\))*\)")
 
 def run_facts(report: Any, state: dict[str, Any]) -> Any:
     """What the run knows, as :class:`matloop.reports.grounding.KnownFacts`."""
-    from matloop.reports.grounding import KnownFacts, extract_dois, extract_evidence_ids, \
-        numbers_in
+    from matloop.reports.grounding import KnownFacts, extract_dois, extract_evidence_ids, numbers_in
 
     records = state.get("tool_records") or []
     evidence = [e for e in state.get("evidence") or [] if isinstance(e, dict)]

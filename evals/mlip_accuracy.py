@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
         wall = time.perf_counter() - t0
 
         lattice_rows = []
-        for entry, s, r in zip(entries, structures, results, strict=True):
+        for entry, _s, r in zip(entries, structures, results, strict=True):
             if not entry.get("lattice_is_experimental") or r.status != "converged":
                 continue
             final = r.final_structure()
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
                 mu_mlip[el] = min(mu_mlip.get(el, float("inf")), r.energy_per_atom_ev)
 
         fe_rows = []
-        for entry, s, r in zip(entries, structures, results, strict=True):
+        for entry, _s, r in zip(entries, structures, results, strict=True):
             comp = Composition(entry["formula"])
             key = comp.reduced_formula
             if len(comp.elements) < 2 or key not in mp or not entry.get("ground_state", True):
@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> dict:
             on_scale = to_mp2020_energy_per_atom(final, e, ev.energy_scale)
             n = len(final)
             # The opposite choice: correct CHGNet (twice) / leave SevenNet raw.
-            other = e if ev.energy_scale == "gga_raw" else e + mp2020_correction_ev(final, e * n) / n
+            other = e if ev.energy_scale == "gga_raw" else \
+                e + mp2020_correction_ev(final, e * n) / n
             row = {"formula": key, "mp_ev_per_atom": mp[key],
                    "mp2020_scale": on_scale - ref_mp, "wrong_scale": other - ref_mp}
             if all(el.symbol in mu_mlip for el in comp.elements):
@@ -130,8 +131,8 @@ def main(argv: list[str] | None = None) -> dict:
                                                  for el in comp.elements)
             fe_rows.append(row)
 
-        def mae(key: str) -> float | None:
-            return mean_abs([row[key] - row["mp_ev_per_atom"] for row in fe_rows if key in row])
+        def mae(key: str, rows: list[dict] = fe_rows) -> float | None:
+            return mean_abs([row[key] - row["mp_ev_per_atom"] for row in rows if key in row])
 
         report["backends"][name] = {
             "mlip_version": ev.mlip_version,

@@ -1,6 +1,7 @@
 """The shipped Materials Project reference set: coverage, verdicts, costs.
 
-What it measures (``python -m evals.mp_references``, results in ``evals/results/mp_references.json``):
+What it measures (``python -m evals.mp_references``, results in
+``evals/results/mp_references.json``):
 
 * coverage: of 500 random compositions of the MP e_above_hull label file
   (``hull/mp_e_above_hull_compositions_crabnet.csv.gz``), how many the shipped set knows (the

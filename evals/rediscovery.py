@@ -51,10 +51,10 @@ from pathlib import Path
 from typing import Any
 
 from evals.common import (
-    cache_entries,
     REPO,
     RESULTS,
     PeakMemory,
+    cache_entries,
     load_mp_phases,
     parse_benchmark_args,
     write_json,

@@ -117,11 +117,26 @@ def _chat_intents(d: dict[str, Any]) -> str:
             f"{_num(_get(d, 'latency', 'median_ms'), '.2f')} ms")
 
 
+def _llm_server(d: dict[str, Any]) -> str:
+    return (f"llama-server build {_num(d.get('build_seconds_cold'), '.0f')} s cold, start "
+            f"{_num(_get(d, 'startup_seconds', 'median'), '.1f')} s, "
+            f"{_num(_get(d, 'generation_tokens_per_s', 'median'), '.1f')} tokens/s, structured "
+            f"answer {_num(_get(d, 'structured_answer', 'median_seconds'), '.1f')} s")
+
+
+def _mp_references(d: dict[str, Any]) -> str:
+    cov, ver, cost = d.get("coverage") or {}, d.get("verdicts") or {}, d.get("costs") or {}
+    return (f"{_pct(cov.get('known_fraction'))} of {cov.get('n')} labelled compositions known; "
+            f"verdicts {_pct(_get(ver, 'stability_at_0', 'agreement'))} agree; load "
+            f"{_num(cost.get('load_seconds_median'), '.2f')} s; ternary hull "
+            f"{_num(_get(cost, 'hull_seconds', 'ternary', 'median'), '.3f')} s")
+
+
 HEADLINES: dict[str, Callable[[dict[str, Any]], str]] = {
     "hull_labels": _hull, "mlip_accuracy": _mlip, "throughput": _throughput,
     "generation": _generation, "retrieval": _retrieval, "surrogates": _surrogates,
     "rediscovery": _rediscovery, "campaigns": _campaigns, "judge": _judge,
-    "chat_intents": _chat_intents,
+    "chat_intents": _chat_intents, "llm_server": _llm_server, "mp_references": _mp_references,
 }
 
 

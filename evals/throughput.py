@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> dict:
           f"{mem_par.peak_mib:.0f} MiB")
     print(f"  speedup    : {result['speedup']:.2f}x "
           f"({result['speedup_including_cluster_start']:.2f}x with cluster start)")
-    print(f"  same answers: median |dE| = {result['median_abs_energy_diff_ev_per_atom']:.2e} eV/atom")
+    print(f"  same answers: median |dE| = "
+          f"{result['median_abs_energy_diff_ev_per_atom']:.2e} eV/atom")
     print(f"wrote {path}")
     return result
 

@@ -37,7 +37,8 @@ class Settings(BaseSettings):
     fmax_ev_per_angstrom: float = Field(
         default=0.05, gt=0, description="Force convergence criterion for relaxations, eV/Å."
     )
-    relax_steps: int = Field(default=500, gt=0, description="Maximum optimiser steps per relaxation.")
+    relax_steps: int = Field(default=500, gt=0,
+                             description="Maximum optimiser steps per relaxation.")
     max_structure_atoms: int = Field(
         default=200, gt=0,
         validation_alias=AliasChoices("MATLOOP_MAX_STRUCTURE_ATOMS", "MATLOOP_MAX_ATOMS"),
@@ -45,7 +46,8 @@ class Settings(BaseSettings):
                     "generated cells have their own, smaller limit).",
     )
     min_distance_angstrom: float = Field(
-        default=0.5, gt=0, description="Closest allowed interatomic distance in an input structure, Å."
+        default=0.5, gt=0,
+        description="Closest allowed interatomic distance in an input structure, Å."
     )
     stability_threshold_ev_per_atom: float = Field(
         default=0.1,
@@ -77,7 +79,8 @@ class Settings(BaseSettings):
     mp_api_key: SecretStr | None = Field(
         default=None,
         validation_alias="MP_API_KEY",
-        description="Materials Project API key (read from MP_API_KEY); only online commands use it.",
+        description="Materials Project API key (read from MP_API_KEY); only online commands "
+                    "use it.",
     )
 
     evaluation_cache: Path | None = Field(

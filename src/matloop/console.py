@@ -31,6 +31,7 @@ class StageBars:
         self.tasks: dict[str, Any] = {}
 
     def __call__(self, label: str, done: int, total: int) -> None:
+        """Advance the bar of one stage (created on first use)."""
         if label not in self.tasks:
             self.tasks[label] = self.progress.add_task(label, total=total)
         self.progress.update(self.tasks[label], completed=done, total=total)

@@ -19,9 +19,10 @@ import pytest
 from fastapi.testclient import TestClient
 from markdown_it import MarkdownIt
 
-from matloop.graphs.context import CampaignConfig
+from matloop.app.web import create_app
 from matloop.errors import FileAccessError, MatloopError, StructureInputError
 from matloop.files import FileAccess, load_structure
+from matloop.graphs.context import CampaignConfig
 from matloop.materials.structures import read_structure
 from matloop.runtime import EventLog, scrub, strip_url_credentials
 from matloop.schemas import (
@@ -31,7 +32,6 @@ from matloop.schemas import (
     Objective,
     SynthesisSuggestion,
 )
-from matloop.app.web import create_app
 from tests.conftest import DATA
 
 SECRET = "Xq7pZr3sSECRETmarker"  # a string that must never appear in a message
@@ -563,9 +563,9 @@ def test_request_bodies_over_the_limit_get_413_before_being_read(tmp_path) -> No
 
 
 def test_routes_can_get_a_larger_limit_for_structure_uploads(tmp_path) -> None:
-    from matloop.materials import structures
     from matloop.app.web import limits
     from matloop.app.web.limits import STRUCTURE_UPLOAD_BYTES, BodySizeLimit
+    from matloop.materials import structures
 
     assert limits.MAX_STRUCTURE_BYTES == structures.MAX_STRUCTURE_BYTES
 

@@ -9,9 +9,9 @@ import pytest
 
 from matloop.app.campaign import resume_campaign, start_campaign
 from matloop.config import get_settings
+from matloop.files import FileAccess
 from matloop.materials.engine import MaterialsEngine
 from matloop.runtime import Budget
-from matloop.files import FileAccess
 from matloop.tools.materials import materials_tools
 from tests.conftest import DATA
 from tests.fakes import json_turn, scripted, text_turn, tool_turn, toolbox

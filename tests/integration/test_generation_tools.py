@@ -9,9 +9,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from matloop.app.generation_cli import register
 from matloop.config import get_settings
 from matloop.generation import GenerationRequest, generate, sun_metrics
-from matloop.app.generation_cli import register
 from matloop.materials.engine import MaterialsEngine
 from matloop.materials.references import ReferenceStore
 from matloop.tools.generation import GenerateArgs, generation_tools

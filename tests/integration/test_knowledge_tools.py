@@ -11,9 +11,9 @@ import typer
 from langchain_core.tools import StructuredTool
 from typer.testing import CliRunner
 
+from matloop.files import FileAccess
 from matloop.knowledge.cli import app, register
 from matloop.knowledge.store import KnowledgeBase
-from matloop.files import FileAccess
 from matloop.tools.retrieval import retrieval_tools
 from tests.conftest import DATA
 from tests.fakes import lc_tools

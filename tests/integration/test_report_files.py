@@ -146,8 +146,8 @@ def test_a_folder_without_report_or_checkpoint_gets_a_clear_error(tmp_path: Path
 def test_a_run_killed_before_its_report_is_rebuilt_from_the_checkpoint(tmp_path: Path) -> None:
     from matloop.app.campaign import start_campaign
     from matloop.config import get_settings
-    from matloop.materials.engine import MaterialsEngine
     from matloop.files import FileAccess
+    from matloop.materials.engine import MaterialsEngine
     from matloop.tools.materials import materials_tools
     from tests.conftest import DATA
     from tests.fakes import toolbox
@@ -176,13 +176,12 @@ def test_campaign_with_a_reporter_model_grounds_its_narrative_and_writes_files(
         tmp_path: Path) -> None:
     from matloop.app.campaign import run_campaign
     from matloop.config import get_settings
+    from matloop.files import FileAccess
     from matloop.materials.engine import MaterialsEngine
     from matloop.runtime import Budget
-    from matloop.files import FileAccess
     from matloop.tools.materials import materials_tools
     from tests.conftest import DATA
-    from tests.fakes import toolbox
-    from tests.fakes import tool_turn
+    from tests.fakes import tool_turn, toolbox
     from tests.integration.test_campaign_llm import QUERY, models
 
     engine = MaterialsEngine(get_settings())

@@ -9,9 +9,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from matloop.files import FileAccess
 from matloop.surrogates.cli import models_app
 from matloop.surrogates.store import save_surrogate
-from matloop.files import FileAccess
 from matloop.tools.surrogates import surrogate_tools
 from tests.conftest import DATA
 from tests.unit.test_surrogates import FakeRester, en_difference, trained_model

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from matloop.config import get_settings
+from matloop.files import FileAccess
 from matloop.materials.engine import MaterialsEngine
 from matloop.materials.references import ReferencePhase
-from matloop.files import FileAccess
 from matloop.tools.materials import materials_tools
 from tests.conftest import DATA
 

@@ -88,8 +88,8 @@ def only_local(urls: list[str], base: str) -> None:
 
 
 def test_chat_streams_steps_and_cites_evidence(tmp_path, serve, page) -> None:
-    from matloop.knowledge.store import KnowledgeBase
     from matloop.files import FileAccess
+    from matloop.knowledge.store import KnowledgeBase
     from matloop.tools.retrieval import retrieval_tools
 
     KnowledgeBase().ingest([DATA / "knowledge" / "papers.jsonl"])

@@ -8,7 +8,7 @@ from matloop.agents.assistant import StepInputError, resolve_inputs
 from matloop.files import FileAccess
 from matloop.schemas import PlanStep, ToolRecord
 from matloop.tools.base import Toolbox
-from matloop.tools.generation import GenerateOutput, GeneratedRow, generation_tools
+from matloop.tools.generation import GeneratedRow, GenerateOutput, generation_tools
 from matloop.tools.materials import PredictionRow, PredictOutput, materials_tools
 
 

@@ -9,11 +9,11 @@ import pkgutil
 import re
 from pathlib import Path
 
-import pytest
-
 import evals
+import pytest
 from evals.common import RESULTS
 from evals.summary import HEADLINES, rows, table
+
 from matloop.errors import MatloopError
 from matloop.schemas import CandidateResult, DiscoveryReport, EvidenceRef, SynthesisSuggestion
 
@@ -86,6 +86,7 @@ def test_rediscovery_targets_are_on_the_mp_hull(shared_data: Path) -> None:
 def test_held_out_store_has_no_target_but_keeps_its_neighbours(shared_data: Path,
                                                                tmp_path: Path) -> None:
     from evals.rediscovery import System, prepare_store
+
     from matloop.materials.references import ReferenceStore
 
     system = System("O-Sr-Ti", "oxide", ("SrTiO3",))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from evals.judge import CRITERIA, blind, judge_report, load_report_text, main
+
 from matloop.agents.llm import StructuredOutputError
 from tests.fakes import ScriptedChatModel, json_turn, scripted, text_turn, tool_turn
 

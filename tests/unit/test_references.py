@@ -40,8 +40,10 @@ def test_import_csv_and_query_by_chemical_system(tmp_path) -> None:
     ("content", "fragment"),
     [
         pytest.param("name,value\nNaCl,1\n", "needs a formula column", id="missing-columns"),
-        pytest.param("composition,formation_energy_per_atom\nNaCl,abc\n", "line 2", id="bad-number"),
-        pytest.param("composition,formation_energy_per_atom\nXyz9,-1\n", "line 2", id="bad-formula"),
+        pytest.param("composition,formation_energy_per_atom\nNaCl,abc\n", "line 2",
+                     id="bad-number"),
+        pytest.param("composition,formation_energy_per_atom\nXyz9,-1\n", "line 2",
+                     id="bad-formula"),
     ],
 )
 def test_bad_csv_names_the_problem(tmp_path, content: str, fragment: str) -> None:

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from matloop.graphs.context import CampaignConfig
-from matloop.errors import MatloopError
-from matloop.schemas import CandidateResult, DiscoveryReport, EvidenceRef
 from matloop.app.web import create_app
 from matloop.app.web.app import is_loopback
+from matloop.errors import MatloopError
+from matloop.graphs.context import CampaignConfig
+from matloop.schemas import CandidateResult, DiscoveryReport, EvidenceRef
 from tests.conftest import DATA
 
 

@@ -16,7 +16,6 @@ from matloop.runtime import EventLog
 from matloop.schemas import (
     CandidateResult,
     Critique,
-    DiscoveryReport,
     ExpansionDecision,
     Hypothesis,
     Objective,
@@ -103,8 +102,9 @@ class Reporter(Protocol):
 
     author: str
 
-    def build(self, state: dict[str, Any], services: ReportServices) -> DiscoveryReport:
-        """The report; nothing is written to disk here."""
+    def build(self, state: dict[str, Any], services: ReportServices | None) -> Any:
+        """The report and the tool calls made for it (``ReportBuild``); nothing is written to
+        disk here."""
 
 
 # -- text the LLM policies share ---------------------------------------------------------------

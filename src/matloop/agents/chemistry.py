@@ -186,10 +186,10 @@ def mixed_systems(seeds: list[dict], excluded: set[str], *, limit: int = 4,
         if not guesses:
             continue
         states = guesses[0]
-        anion = [el for el, q in states.items() if q < 0]
-        cation = [(el, int(round(q))) for el, q in states.items() if q > 0]
-        if len(anion) == 1 and len(cation) == 1:
-            by_anion.setdefault(anion[0], []).append(cation[0])
+        negative = [el for el, q in states.items() if q < 0]
+        positive = [(el, int(round(q))) for el, q in states.items() if q > 0]
+        if len(negative) == 1 and len(positive) == 1:
+            by_anion.setdefault(negative[0], []).append(positive[0])
     sp = _substitution()
     scored = []
     for anion, cations in by_anion.items():

@@ -110,9 +110,9 @@ def _property_targets(text: str, notes: list[str]) -> list[PropertyTarget]:
                 target = PropertyTarget(name=name, unit=unit, min=min(lo, hi), max=max(lo, hi),
                                         source_text=(match.group(0) + ranged.group(0)).strip())
             elif lower or upper:
-                lo = _convert(float(lower.group(1)), lower.group(2), unit) if lower else None
-                hi = _convert(float(upper.group(1)), upper.group(2), unit) if upper else None
-                target = PropertyTarget(name=name, unit=unit, min=lo, max=hi,
+                lo_bound = _convert(float(lower.group(1)), lower.group(2), unit) if lower else None
+                hi_bound = _convert(float(upper.group(1)), upper.group(2), unit) if upper else None
+                target = PropertyTarget(name=name, unit=unit, min=lo_bound, max=hi_bound,
                                         source_text=match.group(0))
             elif around:
                 centre = _convert(float(around.group(1)), around.group(2), unit)

@@ -196,8 +196,8 @@ class OfflineReporter:
         limitations = list(LIMITATIONS)
         if objective is not None:
             for t in objective.property_targets:
-                if not any(t.name in k for c in candidates for k in c.properties) and t.name not in (
-                        "e_above_hull", "formation_energy"):
+                evaluated = any(t.name in k for c in candidates for k in c.properties)
+                if not evaluated and t.name not in ("e_above_hull", "formation_energy"):
                     limitations.append(f"{t.describe()} was not evaluated: no model for "
                                        f"{t.name} was available to this run (train one with "
                                        f"`matloop models train {t.name} --data FILE`).")
@@ -244,7 +244,7 @@ def reference_hull(engine: Any, ranked: list[CandidateResult],
     best = usable[0]
     elements = best.chemical_system.split("-")
     entries, sources = [], []
-    if best.energy_scale.startswith("mlip"):
+    if (best.energy_scale or "").startswith("mlip"):
         phases, energies, _ = engine.mlip_references(elements)
         for phase, energy in zip(phases, energies, strict=True):
             comp = phase.composition
@@ -275,7 +275,8 @@ def reference_hull(engine: Any, ranked: list[CandidateResult],
         points = [ReferencePoint(
             formula=e.composition.reduced_formula,
             formation_energy_ev_per_atom=float(pd.get_form_energy_per_atom(e)),
-            e_above_hull_ev_per_atom=float(pd.get_e_above_hull(e)), source=src, mp_id=mp_id)
+            e_above_hull_ev_per_atom=float(pd.get_e_above_hull(e) or 0.0), source=src,
+            mp_id=mp_id)
             for e, (src, mp_id) in zip(entries, sources, strict=True)]
     return points, best.chemical_system, best.energy_scale
 

@@ -82,7 +82,8 @@ def build_services(config: CampaignConfig, run_dir: Path, *, settings: Settings 
         return LLMClient(models[role], labels[role], on_call=services.record_llm_call)
 
     services.scientist = make_scientist(
-        client("scientist"), stability_threshold_ev_per_atom=settings.stability_threshold_ev_per_atom,
+        client("scientist"),
+        stability_threshold_ev_per_atom=settings.stability_threshold_ev_per_atom,
         max_atoms=config.max_atoms)
     services.critic = make_critic(client("critic"))
     services.planner = make_planner(client("planner"))

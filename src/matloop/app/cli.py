@@ -130,7 +130,6 @@ def refs_import(
     scale: Annotated[str, typer.Option("--scale", help="Scale of a CSV's formation energies (eV/atom): mp2020 (Materials Project since 2021) or mp-legacy (before 2021, e.g. matbench_mp_e_form; converted to mp2020 on import, needs the MP2020 elemental entries imported first).")] = "mp2020",
 ) -> None:
     """Import reference phases from a file or folder."""
-    from matloop.config import get_settings
     from matloop.materials.references import ReferenceStore, import_references
 
     try:
@@ -146,7 +145,6 @@ def refs_import(
 @refs_app.command("status")
 def refs_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Show what the reference store holds."""
-    from matloop.config import get_settings
     from matloop.materials.references import ReferenceStore
 
     store = ReferenceStore.from_settings()

@@ -18,7 +18,7 @@ campaign = build_graph().compile()
 
 def chat(config: dict | None = None):  # type: ignore[no-untyped-def]
     """The chat graph, built when the server first asks for it (its tools load the MLIP)."""
-    from matloop.app.chat import chat_toolbox, chat_model_from_settings
+    from matloop.app.chat import chat_model_from_settings, chat_toolbox
 
     model = chat_model_from_settings()
     tools: Toolbox = chat_toolbox(model=model)

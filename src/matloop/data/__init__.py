@@ -1,0 +1,1 @@
+"""Package data: the shipped reference sets, recipe pack, prototype library and prices."""

@@ -75,6 +75,8 @@ def _reference_label(phase: Any) -> str:
     mp_id = (phase.meta or {}).get("mp_id") or (phase.meta or {}).get("material_id")
     if mp_id and str(phase.source).startswith("mp"):
         return f"{mp_id} (Materials Project)"
+    if str(phase.source).startswith("mp-pack"):
+        return "Materials Project composition; no mp-id shipped"
     return f"{phase.source}:{phase.source_id}"
 
 

@@ -16,7 +16,7 @@ from matloop.graphs.nodes import NODES
 from matloop.graphs.state import CampaignInput, CampaignOutput, CampaignState
 
 
-def build_graph() -> StateGraph:
+def build_graph() -> StateGraph[CampaignState, CampaignContext, CampaignInput, CampaignOutput]:
     """The campaign as an uncompiled StateGraph over :class:`CampaignState`."""
     graph = StateGraph(CampaignState, context_schema=CampaignContext,
                        input_schema=CampaignInput, output_schema=CampaignOutput)

@@ -27,12 +27,12 @@ from matloop.schemas import (
     EvidenceRecord,
     Hypothesis,
     IterationSummary,
+    Objective,
     Plan,
     ToolRecord,
     Usage,
 )
 from matloop.tools.base import CandidateContext
-from matloop.tools.generation import GENERATE_CANDIDATES
 from matloop.tools.materials import PREDICT_PROPERTIES
 from matloop.tools.runner import candidate_updates, evidence_of
 
@@ -87,6 +87,14 @@ def node(name: str) -> Callable[[NodeFn], Callable[..., dict[str, Any]]]:
     return wrap
 
 
+def _objective(state: CampaignState) -> Objective:
+    objective = state.get("objective")
+    if objective is None:
+        raise MatloopError("the campaign has no objective (the question was not interpreted)",
+                           hint="see the scientist's error in events.jsonl")
+    return objective
+
+
 def _current(state: CampaignState, status: str) -> list[Hypothesis]:
     it = state.get("iteration", 0)
     return [h for h in state.get("hypotheses", []) if h.iteration == it and h.status == status]
@@ -104,9 +112,8 @@ def interpret(state: CampaignState, services: RunServices) -> dict[str, Any]:
 def ideate(state: CampaignState, services: RunServices) -> dict[str, Any]:
     """New hypotheses (the critic's issues go back to the scientist after a rejection)."""
     feedback = state.get("feedback", []) if state.get("last_verdict") == "revise" else []
-    assert state.get("objective") is not None
     new = services.scientist.propose(
-        state["objective"], iteration=state.get("iteration", 0),
+        _objective(state), iteration=state.get("iteration", 0),
         prior=list(state.get("hypotheses", [])), candidates=list(state.get("candidates", [])),
         evidence=[e.model_dump() for e in state.get("evidence", [])], feedback=feedback)
     update: dict[str, Any] = {"hypotheses": new}
@@ -121,9 +128,8 @@ def review_hypotheses(state: CampaignState, services: RunServices) -> dict[str, 
     current = _current(state, "proposed")
     prior = [h for h in state.get("hypotheses", []) if h not in current]
     remaining = services.budget.remaining_evaluations(state.get("usage") or Usage())
-    assert state.get("objective") is not None
     critique: Critique = services.critic.review_hypotheses(
-        state["objective"], current, prior, remaining_evaluations=remaining)
+        _objective(state), current, prior, remaining_evaluations=remaining)
     verdicts = {v.hypothesis_id: v.approved and critique.approved for v in critique.verdicts}
     updated = [h.model_copy(update={"status": "approved" if verdicts.get(h.id) else "rejected"})
                for h in current]
@@ -141,9 +147,8 @@ def plan(state: CampaignState, services: RunServices) -> dict[str, Any]:
     """A plan for this iteration's approved hypotheses."""
     it = state.get("iteration", 0)
     feedback = state.get("feedback", []) if state.get("last_verdict") == "revise" else []
-    assert state.get("objective") is not None
     new_plan = services.planner.make_plan(
-        state["objective"], _current(state, "approved"),
+        _objective(state), _current(state, "approved"),
         remaining_evaluations=services.budget.remaining_evaluations(state.get("usage") or Usage()),
         tools=services.tools, property_models=services.property_models,
         seed=services.config.seed + 1000 * it, feedback=feedback)
@@ -245,8 +250,7 @@ def execute(state: CampaignState, services: RunServices) -> dict[str, Any]:
 @node("expand")
 def expand(state: CampaignState, services: RunServices) -> dict[str, Any]:
     """Score the candidates, read the results, decide whether to go on."""
-    objective = state.get("objective")
-    assert objective is not None
+    objective = _objective(state)
     it = state.get("iteration", 0)
     rescored: list[CandidateResult] = []
     for c in state.get("candidates", []):

@@ -29,7 +29,7 @@ def after_ideate(state: CampaignState) -> Literal["review_hypotheses", "report"]
 
 
 def after_hypothesis_review(state: CampaignState) -> Literal["ideate", "plan", "report"]:
-    """approved -> plan; revise -> ideate; give_up -> report (nothing approvable)."""
+    """Approved -> plan; revise -> ideate; give_up -> report (nothing approvable)."""
     verdict = _verdict(state)
     if state.get("status"):
         return "report"
@@ -45,7 +45,7 @@ def after_plan(state: CampaignState) -> Literal["review_plan", "report"]:
 
 
 def after_plan_review(state: CampaignState) -> Literal["plan", "approve", "report"]:
-    """approved -> human approval gate; revise -> plan; give_up -> report."""
+    """Approved -> human approval gate; revise -> plan; give_up -> report."""
     verdict = _verdict(state)
     if state.get("status"):
         return "report"
@@ -56,7 +56,7 @@ def after_plan_review(state: CampaignState) -> Literal["plan", "approve", "repor
 
 
 def after_approval(state: CampaignState) -> Literal["execute", "plan", "report"]:
-    """approved -> execute; revise (human feedback) -> plan; rejected -> report."""
+    """Approved -> execute; revise (human feedback) -> plan; rejected -> report."""
     verdict = _verdict(state)
     if state.get("status"):
         return "report"

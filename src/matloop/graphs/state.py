@@ -31,7 +31,7 @@ from matloop.schemas import (
 
 
 def _with_id(item: Any) -> str:
-    return item.id if isinstance(item, BaseModel) else str(item["id"])
+    return str(item["id"]) if isinstance(item, dict) else str(item.id)
 
 
 def merge_by_id(left: list[Any] | None, right: list[Any] | None) -> list[Any]:

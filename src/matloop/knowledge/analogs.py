@@ -22,7 +22,6 @@ from functools import lru_cache
 
 from pydantic import BaseModel, Field
 
-
 #: The table below, precomputed from pymatgen's data (building it takes 15-60 s on a CPU);
 #: rebuilt by ``python -m matloop.knowledge.analogs``.
 SIMILARITY_FILE = "element_substitution_similarity.json"

@@ -15,11 +15,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from matloop.errors import MatloopError
 from matloop.console import StageBars as _Bars
 from matloop.console import console
 from matloop.console import fail as _fail
 from matloop.console import progress_bars as _progress
+from matloop.errors import MatloopError
 
 out = Console()
 

@@ -261,6 +261,15 @@ class AnalogSearch:
         """Recipes whose target has this canonical formula."""
         raise NotImplementedError
 
+    def best_recipes_of(self, canonical: str) -> list[Recipe]:
+        """:meth:`recipes_of`, cleanly written targets first: a target written as the formula
+        itself beats a mixture, a solid solution or a text-mining fragment that reduces to it
+        ("0.6BaTiO3-0.4BiFeO3" or "method)-0.06BaTiO3" for BaTiO3); then most conditions."""
+        return sorted(self.recipes_of(canonical), key=lambda r: (
+            canonical_formula(r.target_formula) != canonical or bool(
+                re.search(r"[-+/()\s]|\d\.\d.*[A-Z]", r.target_formula)),
+            -len(r.temperatures), r.id))
+
     def recipes_within(self, elements: Iterable[str], *, limit: int = 300) -> list[Recipe]:
         """Recipes whose target lies within ``elements`` plus the common ones (O, C, H, N)
         and holds at least two of the other elements (one for a one-element system); targets
@@ -321,7 +330,7 @@ class AnalogSearch:
         asked = canonical_formula(formula.strip())
         for parts, canon in scored:
             sim = similarity_model(*parts)
-            for recipe in self.recipes_of(canon)[:per_formula]:
+            for recipe in self.best_recipes_of(canon)[:per_formula]:
                 out.append(_analog(recipe, sim, exact=canon == asked))
                 if len(out) >= k:
                     return out

@@ -192,7 +192,8 @@ class MaterialsEngine:
                 try:
                     outcomes.append(ev.single_point(s))
                 except Exception as exc:  # reported per structure
-                    outcomes.append(EvaluationFailure(index=i, formula=s.composition.reduced_formula,
+                    outcomes.append(EvaluationFailure(index=i,
+                                                      formula=s.composition.reduced_formula,
                                                       error=type(exc).__name__, message=str(exc)))
                 if progress:
                     progress("single points", i + 1, len(structures))
@@ -226,7 +227,8 @@ class MaterialsEngine:
             if stability:
                 try:
                     st = self.stability(final, outcome.energy_per_atom_ev, scale=scale,
-                                        progress=step(f"references {structure.composition.chemical_system}"))
+                                        progress=step(f"references "
+                                                      f"{structure.composition.chemical_system}"))
                     pred.formation_energy_ev_per_atom = st.formation_energy_ev_per_atom
                     pred.e_above_hull_ev_per_atom = st.e_above_hull_ev_per_atom
                     pred.decomposition = st.decomposition

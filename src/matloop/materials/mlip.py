@@ -18,7 +18,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal
 
@@ -293,7 +293,8 @@ class MLIP:
             except Exception as exc:  # a model can blow up on a collapsed geometry
                 status, message = "diverged", f"{type(exc).__name__}: {exc}"
             energy = float(atoms.get_potential_energy()) if status != "diverged" else float("nan")
-            forces = np.asarray(atoms.get_forces()) if status != "diverged" else np.full((1, 3), np.nan)
+            forces = np.asarray(atoms.get_forces()) if status != "diverged" else \
+                np.full((1, 3), np.nan)
             stress = _stress_gpa(atoms) if status != "diverged" else [float("nan")] * 6
         final = AseAtomsAdaptor.get_structure(atoms)
         n = len(final)
@@ -379,7 +380,7 @@ def get_mlip(name: str = "chgnet") -> MLIP:
     return _load(spec.name)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(name: str) -> MLIP:
     spec = get_backend_spec(name)
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -137,7 +137,7 @@ class Prototype:
         return Structure(lattice, all_species, all_coords)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _spacegroup(number: int) -> Any:
     """The space group's operations, built once per process (they are slow to make)."""
     from pymatgen.symmetry.groups import SpaceGroup

@@ -442,9 +442,9 @@ def read_formation_energy_csv(path: str | Path, *, source: str | None = None,
     if scale not in CSV_SCALES:
         raise ReferenceDataError(f"unknown formation-energy scale {scale!r}",
                                  hint=f"valid: {', '.join(CSV_SCALES)}")
-    from matloop.materials.energy_scale import legacy_mp_shift_ev_per_atom
-
     import csv
+
+    from matloop.materials.energy_scale import legacy_mp_shift_ev_per_atom
 
     path = Path(path)
     source = source or f"file:{path.name}"

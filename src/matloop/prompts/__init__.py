@@ -10,14 +10,14 @@ template and the code that fills it cannot drift apart silently.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from string import Template
 
 ROLES = ("scientist", "planner", "critic", "assistant", "reporter", "chat")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _read(name: str) -> str:
     return resources.files("matloop.prompts").joinpath(name).read_text(encoding="utf-8")
 

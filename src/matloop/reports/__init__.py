@@ -8,10 +8,9 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 from urllib.parse import quote
 
-from matloop.errors import MatloopError
 from matloop.knowledge.documents import normalise_doi
 from matloop.schemas import SCHEMA_VERSION, DiscoveryReport
 
@@ -37,7 +36,7 @@ def _entities(text: str) -> str:
 
 
 def md_text(value: object) -> str:
-    """Untrusted text as inert inline Markdown.
+    r"""Untrusted text as inert inline Markdown.
 
     One line (newlines become spaces, so nothing can start a heading, list or quote), ``& < >``
     written as entities, and the characters that make links, images, emphasis, code, table

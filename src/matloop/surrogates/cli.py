@@ -13,11 +13,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from matloop.errors import MatloopError
 from matloop.console import StageBars as _Bars
 from matloop.console import console
 from matloop.console import fail as _fail
 from matloop.console import progress_bars as _progress
+from matloop.errors import MatloopError
 
 models_app = typer.Typer(no_args_is_help=True,
                          help="Property surrogates (band gap, ...): train, list, predict.")

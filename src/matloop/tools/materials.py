@@ -39,7 +39,7 @@ class RelaxArgs(StructureArgs):
     """Arguments of relax_structure."""
 
     bulk_modulus: bool = Field(default=False, description="Also fit an equation of state and "
-                                                          "report bulk_modulus_gpa (7 extra relaxations).")
+                               "report bulk_modulus_gpa (7 extra relaxations).")
 
 
 class PredictArgs(BaseModel):
@@ -56,7 +56,7 @@ class StabilityArgs(BaseModel):
 
     formula: str = Field(description="Composition of the phase, e.g. LiFePO4.")
     energy_per_atom_ev: float = Field(description="MLIP total energy per atom, eV/atom, on the "
-                                                  "engine's MLIP native scale (from relax_structure).")
+                                      "engine's MLIP native scale (from relax_structure).")
     structure: str | None = Field(default=None, description="Optional structure (path or CIF "
                                                             "text), checked against the formula.")
 
@@ -385,7 +385,7 @@ def _hull_distances(phases: list[Any], elements: list[str]) -> dict[str, float]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pd = PhaseDiagram(entries)
-            return {e.name: round(float(pd.get_e_above_hull(e)), 6) for e in entries[
+            return {e.name: round(float(pd.get_e_above_hull(e) or 0.0), 6) for e in entries[
                 len(elements):]}
     except ValueError:
         return {}

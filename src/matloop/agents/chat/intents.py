@@ -345,7 +345,7 @@ def understand(text: str, *, context: ConversationContext | None = None,
                        f"property, synthesis, known phases...)")
     resolved = list(dict.fromkeys(resolved))
     return Understanding(
-        intent=intent,  # type: ignore[arg-type]  # one of INTENTS by construction
+        intent=intent,  # one of INTENTS by construction
         entities=msg.ent, confidence=_confidence(intent, top, second, missing, signal, resolved),
         missing=missing, resolved_from_context=resolved,
         reading=_reading(intent, msg.ent, text=msg.rest, resolved=resolved))

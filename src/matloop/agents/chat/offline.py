@@ -55,9 +55,10 @@ def plan_turn(text: str, context: ConversationContext | None = None, *,
     have = tools if tools is not None else set()
     turn = ChatTurn(u)
     if ent.unknown_symbols and not ent.formulas and not ent.chemical_systems:
-        turn.direct = (f"{', '.join(ent.unknown_symbols)} "
-                       f"{'is not a chemical element' if len(ent.unknown_symbols) == 1 else 'are not chemical elements'}"
-                       "; check the symbols (e.g. Co for cobalt, not CO).")
+        verb = "is not a chemical element" if len(ent.unknown_symbols) == 1 else \
+            "are not chemical elements"
+        turn.direct = (f"{', '.join(ent.unknown_symbols)} {verb}; check the symbols (e.g. Co for "
+                       f"cobalt, not CO).")
         return turn
     if u.intent in ("help", "unknown"):
         turn.direct = ("I could not tell what you want to know" +

@@ -36,8 +36,6 @@ from fastapi.staticfiles import StaticFiles
 from sse_starlette import EventSourceResponse
 from starlette.background import BackgroundTask
 
-from matloop.config import Settings, get_settings
-from matloop.errors import MatloopError
 from matloop.app.web.campaigns import ApprovalAnswer, CampaignManager, CampaignRequest
 from matloop.app.web.chat import ChatRequest, ChatService
 from matloop.app.web.limits import (
@@ -47,6 +45,8 @@ from matloop.app.web.limits import (
     body_too_large_response,
 )
 from matloop.app.web.runs import ApiError, RunStore, summarize
+from matloop.config import Settings, get_settings
+from matloop.errors import MatloopError
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,6 @@ resume machinery. Progress reaches the page through the run's events.jsonl.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -19,11 +18,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from matloop.app.campaign import CampaignRun, CampaignStopped, config_file_text
-from matloop.graphs.context import ROLES, CampaignConfig, new_campaign_id
-from matloop.config import Settings
-from matloop.errors import MatloopError
-from matloop.runtime import Budget, EventLog, strip_url_credentials
-from matloop.schemas import Plan
 from matloop.app.web.runs import (
     RUN_ID_PATTERN,
     ApiError,
@@ -31,6 +25,11 @@ from matloop.app.web.runs import (
     checkpoint_values,
     read_config,
 )
+from matloop.config import Settings
+from matloop.errors import MatloopError
+from matloop.graphs.context import ROLES, CampaignConfig, new_campaign_id
+from matloop.runtime import Budget, EventLog, strip_url_credentials
+from matloop.schemas import Plan
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +136,7 @@ class CampaignManager:
         self._lock = threading.Lock()
 
     def job(self, run_id: str) -> Job | None:
-        """This server's job for a thread id, if any."""
+        """The job of a thread id on this server, if any."""
         return self.jobs.get(run_id)
 
     def job_view(self, run_id: str) -> dict[str, Any] | None:

@@ -18,10 +18,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from matloop.config import Settings
-from matloop.errors import MatloopError
 from matloop.app.web.campaigns import CampaignManager, CampaignRequest
 from matloop.app.web.runs import RUN_ID_PATTERN, ApiError
+from matloop.config import Settings
+from matloop.errors import MatloopError
 
 
 class ChatRequest(BaseModel):
@@ -175,7 +175,8 @@ class ChatService:
                     evidence = evidence_in(name, raw)
                     known.update({e["id"]: e for e in evidence})
                     yield {"type": "tool_end", "run_id": ev["run_id"], "name": name,
-                           "status": _status(raw), "summary": describe_tool_output(name, raw, self._tools)[:1500],
+                           "status": _status(raw),
+                           "summary": describe_tool_output(name, raw, self._tools)[:1500],
                            "evidence": evidence}
                 elif kind == "on_tool_error":
                     yield {"type": "tool_end", "run_id": ev["run_id"], "name": name,

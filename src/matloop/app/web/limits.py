@@ -73,6 +73,7 @@ class BodySizeLimit:
                     self.max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on, or answer 413 once its body goes over the limit."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
