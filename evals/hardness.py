@@ -147,31 +147,16 @@ def _matcalc(structure: Any, mlip: str) -> dict[str, Any]:
             "wall_time_s": time.perf_counter() - t0}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mlip", default="chgnet")
-    parser.add_argument("--only", default=None, help="comma-separated formulas")
-    parser.add_argument("--no-matcalc", action="store_true")
-    parser.add_argument("--cache", type=Path, default=None,
-                        help="evaluation cache (default: a fresh temporary file)")
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args(argv)
-
-    import torch
-
-    from matloop.materials.cache import EvaluationCache
-    from matloop.materials.elastic import HARDNESS_MODELS, elastic_properties
+def run_mlip(mlip: str, refs: list[dict[str, Any]], cache: Any, *,
+             matcalc: bool) -> dict[str, Any]:
+    """Elastic properties, EOS and (optionally) matcalc for every reference with one MLIP."""
+    from matloop.materials.elastic import elastic_properties
     from matloop.materials.evaluation import Evaluator
 
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    tmp = tempfile.TemporaryDirectory()
-    cache = EvaluationCache(args.cache or Path(tmp.name) / "evaluations.sqlite")
-    ev = Evaluator(args.mlip, cache=cache)
+    ev = Evaluator(mlip, cache=cache)
     t0 = time.perf_counter()
     _ = ev.mlip  # load the model outside the per-compound timings
     load_s = time.perf_counter() - t0
-    refs = [r for r in REFERENCES
-            if args.only is None or r["formula"] in args.only.split(",")]
     rows = []
     for ref in refs:
         structure = _structure(ref["formula"], ref["prototype"])
@@ -202,23 +187,25 @@ def main(argv: list[str] | None = None) -> int:
             "calculations": res.calculations, "elastic_wall_s": elastic_s,
             "eos_wall_s": eos_s, "from_cache": res.from_cache,
         }
-        if not args.no_matcalc and ref["formula"] in MATCALC_SUBSET:
+        if matcalc and ref["formula"] in MATCALC_SUBSET:
             try:
-                row["matcalc"] = _matcalc(structure, args.mlip)
+                row["matcalc"] = _matcalc(structure, mlip)
             except ImportError as exc:
                 row["matcalc"] = {"error": f"not importable: {exc}"}
         rows.append(row)
-        print(f"{ref['formula']:6s} B {res.bulk_modulus_vrh_gpa:6.1f} "
+        print(f"{mlip:7s} {ref['formula']:6s} B {res.bulk_modulus_vrh_gpa:6.1f} "
               f"(EOS {eos.bulk_modulus_gpa:6.1f}, exp {b_exp:6.1f})  "
               f"G {res.shear_modulus_vrh_gpa:6.1f} (exp {g_exp:6.1f})  "
               f"Hv chen {res.vickers_hardness_chen2011_gpa or float('nan'):6.1f} "
               f"tian {res.vickers_hardness_tian2012_gpa or float('nan'):5.1f} (exp "
               f"{ref['hv']:5.1f})  {elastic_s:5.1f} s", flush=True)
+    return {"mlip_load_s": load_s, "rows": rows, "summary": summarise(rows)}
 
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Errors against experiment, rank correlations, EOS against VRH, wall times."""
     def stats(key: str, exp_key: str) -> dict[str, Any]:
-        calc = [r[key] for r in rows]
-        exp = [r[exp_key] for r in rows]
-        ok = [(c, e) for c, e in zip(calc, exp, strict=True) if c is not None]
+        ok = [(r[key], r[exp_key]) for r in rows if r[key] is not None]
         logs = [x for c, e in ok if (x := _log_err(c, e)) is not None]
         signed = [math.log(c / e) for c, e in ok if c > 0 and e > 0]
         return {"n": len(ok), "mae_gpa": float(np.mean([abs(c - e) for c, e in ok])),
@@ -234,39 +221,76 @@ def main(argv: list[str] | None = None) -> int:
         "hardness_chen2011": stats("hardness_chen2011_gpa", "hardness_exp_gpa"),
         "hardness_tian2012": stats("hardness_tian2012_gpa", "hardness_exp_gpa"),
         "eos_over_vrh_median": float(np.median([r["eos_over_vrh"] for r in rows])),
+        "eos_over_vrh_range": [float(min(r["eos_over_vrh"] for r in rows)),
+                               float(max(r["eos_over_vrh"] for r in rows))],
         "elastic_wall_s_median": float(np.median([r["elastic_wall_s"] for r in rows])),
         "elastic_wall_s_max": float(np.max([r["elastic_wall_s"] for r in rows])),
+        "superhard_above_40_gpa_exp": [r["formula"] for r in rows if r["hardness_exp_gpa"] > 40],
+        "superhard_above_40_gpa_chen2011": [r["formula"] for r in rows
+                                            if (r["hardness_chen2011_gpa"] or 0) > 40],
     }
     hard = [r for r in rows if r["hardness_exp_gpa"] >= 5]
-    summary["hardness_chen2011_hard_only"] = {
-        "n": len(hard),
-        "mean_abs_log_ratio": float(np.mean([_log_err(r["hardness_chen2011_gpa"],
-                                                      r["hardness_exp_gpa"]) or np.nan
-                                             for r in hard])),
-        "spearman": _spearman([r["hardness_chen2011_gpa"] or 0.0 for r in hard],
-                              [r["hardness_exp_gpa"] for r in hard])}
+    if len(hard) > 2:
+        summary["hardness_chen2011_hard_only"] = {
+            "n": len(hard),
+            "mean_abs_log_ratio": float(np.mean([_log_err(r["hardness_chen2011_gpa"],
+                                                          r["hardness_exp_gpa"]) or np.nan
+                                                 for r in hard])),
+            "spearman": _spearman([r["hardness_chen2011_gpa"] or 0.0 for r in hard],
+                                  [r["hardness_exp_gpa"] for r in hard])}
     mc = [r for r in rows if isinstance(r.get("matcalc"), dict) and "error" not in r["matcalc"]]
     if mc:
         summary["matcalc_comparison"] = {
-            "n": len(mc),
+            "formulas": [r["formula"] for r in mc],
             "bulk_ratio_matloop_over_matcalc": [r["bulk_modulus_vrh_gpa"]
                                                 / r["matcalc"]["bulk_modulus_vrh_gpa"]
                                                 for r in mc],
             "shear_ratio_matloop_over_matcalc": [r["shear_modulus_vrh_gpa"]
                                                  / r["matcalc"]["shear_modulus_vrh_gpa"]
                                                  for r in mc],
+            "matcalc_wall_s": [r["matcalc"]["wall_time_s"] for r in mc],
             "note": "matcalc 0.7.0 ElasticityCalc defaults (normal ±0.5/1 %, shear ±3/6 %), "
-                    "relax_deformed_structures=True, fmax 0.01; same CHGNet calculator",
+                    "relax_deformed_structures=True, fmax 0.01, same calculator",
         }
-    payload = {"mlip": args.mlip, "mlip_load_s": load_s, "hardness_models": HARDNESS_MODELS,
-               "hardness_model_default": "chen2011", "rows": rows, "summary": summary,
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mlip", default="chgnet,sevenn",
+                        help="comma-separated backends (first one: the headline)")
+    parser.add_argument("--only", default=None, help="comma-separated formulas")
+    parser.add_argument("--matcalc-mlip", default="chgnet",
+                        help="backend to compare with matcalc ('' for none)")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="evaluation cache (default: a fresh temporary file)")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from matloop.materials.cache import EvaluationCache
+    from matloop.materials.elastic import HARDNESS_MODELS
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    tmp = tempfile.TemporaryDirectory()
+    cache = EvaluationCache(args.cache or Path(tmp.name) / "evaluations.sqlite")
+    refs = [r for r in REFERENCES
+            if args.only is None or r["formula"] in args.only.split(",")]
+    t0 = time.perf_counter()
+    results = {m: run_mlip(m, refs, cache, matcalc=m == args.matcalc_mlip)
+               for m in args.mlip.split(",")}
+    payload = {"mlips": list(results), "hardness_models": HARDNESS_MODELS,
+               "hardness_model_default": "chen2011", "results": results,
                "reference_note": "B and G are Hill averages of the cited single-crystal "
                                  "constants; Hv values as tabulated in the cited papers. "
-                                 + REFERENCE_CAVEAT}
+                                 + REFERENCE_CAVEAT,
+               "wall_time_s": time.perf_counter() - t0}
     path = write_json("hardness", payload, args.out)
     print(f"wrote {path}")
-    for key, s in summary.items():
-        print(key, s)
+    for mlip, res in results.items():
+        for key, value in res["summary"].items():
+            print(mlip, key, value)
     return 0
 
 

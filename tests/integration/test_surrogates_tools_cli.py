@@ -166,6 +166,16 @@ def test_cli_train_list_predict(tmp_path: Path) -> None:
     assert shown.exit_code == 0 and "element Pu not seen in training" in flat(shown.output)
 
 
+def test_cli_predicts_with_the_builtin_band_gap_model() -> None:
+    result = runner.invoke(app, ["models", "predict", "band_gap", "-f", "BaTiO3", "-f", "TiO2",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    batio3, tio2 = json.loads(result.stdout)["predictions"]
+    assert batio3["model_name"] == "band_gap_default" and batio3["value"] > 2.2
+    assert tio2["measured_value"] == 3.3 and tio2["recommended_value"] == 3.3
+    assert tio2["held_out"] is True
+
+
 def test_cli_errors_are_messages_not_tracebacks(tmp_path: Path) -> None:
     missing = runner.invoke(app, ["models", "predict", "thermal_conductivity", "-f", "GaN"])
     assert missing.exit_code == 2 and "Traceback" not in missing.output

@@ -24,6 +24,16 @@ and the final result are stored in the SQLite evaluation cache, keyed by the exa
 (lattice matrix and coordinates, so differently oriented strains never share a key), the
 backend and the settings: a repeated or interrupted call recomputes nothing it finished.
 
+Which MLIP: moduli from universal MLIPs trained on MPtrj are systematically soft (shear
+moduli most; see Deng et al., "Overcoming systematic softening in universal machine learning
+interatomic potentials by fine-tuning", arXiv:2405.07105), and the B/G hardness models
+amplify that (Hv grows like G^3/B^2). On 14 hard and soft solids (``evals/hardness.py``)
+SevenNet-0 gave B within about 10 % of experiment and G about 30 % low, and its finite-strain
+B agrees with its EOS B0 to a few per cent; CHGNet 0.3.0 has a rough energy surface near
+equilibrium for several covalent solids (GaAs, SiC, diamond), which makes its small-strain
+constants unreliable there (B of GaAs 14 GPa against an EOS B0 of 45 GPa). Hence
+:data:`RECOMMENDED_MLIP`; the function itself uses whatever evaluator it is given.
+
 :func:`density` and :func:`magnetic_moment` are the small helpers: density from a structure,
 total and per-atom moments from an MLIP's site moments.
 """
@@ -52,6 +62,8 @@ HARDNESS_MODELS: dict[str, str] = {
     "tian2012": "Tian, Xu, Wang, Int. J. Refract. Met. Hard Mater. 33, 93 (2012): "
                 "Hv = 0.92 k^1.137 G^0.708, k = G/B",
 }
+#: Backend to prefer for elastic constants and hardness (see the module docstring).
+RECOMMENDED_MLIP = "sevenn"
 #: Default strain magnitudes (fractions), applied with both signs to every Voigt component.
 DEFAULT_STRAINS = (0.005, 0.01)
 #: Pugh's criterion: B/G above this is ductile (Pugh, Philos. Mag. 45, 823 (1954)).
@@ -278,6 +290,7 @@ def elastic_properties(structure: Structure, evaluator: Evaluator | None = None,
             internal relaxation of shear in e.g. diamond; a one-atom cell is never relaxed).
         standardize: Strain the standard primitive cell (pymatgen ``SpacegroupAnalyzer``):
             fewest atoms, and C in the conventional orientation (C11 along the cube edge).
+            Without it, C is in the Cartesian frame of the relaxed cell.
         fmax: Force criterion of the first relaxation, eV/Å.
         relax_steps: Step limit of the first relaxation.
         ion_fmax: Force criterion of the ionic relaxations at fixed cell, eV/Å.
@@ -466,7 +479,7 @@ def magnetic_moment(result: RelaxResult | SinglePointResult,
         mlip_version=result.mlip_version, note=MAGMOM_NOTE)
 
 
-__all__ = ["DEFAULT_STRAINS", "HARDNESS_MODELS", "MAGMOM_NOTE", "DensityResult",
+__all__ = ["DEFAULT_STRAINS", "HARDNESS_MODELS", "MAGMOM_NOTE", "RECOMMENDED_MLIP", "DensityResult",
            "ElasticResult", "MagneticMomentResult", "born_eigenvalues", "density",
            "elastic_properties", "magnetic_moment", "moduli_from_tensor", "strained",
            "vickers_hardness"]
