@@ -175,4 +175,5 @@ def test_elastic_properties_rejects_bad_settings() -> None:
     with pytest.raises(ValueError, match="strains"):
         elastic_properties(s, Evaluator("chgnet"), strains=[0.2])
     with pytest.raises(ValueError, match="hardness model"):
-        elastic_properties(s, Evaluator("chgnet"), hardness_model="vickers")  # type: ignore[arg-type]
+        elastic_properties(s, Evaluator("chgnet"),
+                           hardness_model="vickers")  # type: ignore[arg-type]
