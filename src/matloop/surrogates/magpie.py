@@ -27,6 +27,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import numpy as np
 from pymatgen.core import Composition, Element
@@ -60,11 +61,7 @@ class ElementTable:
     def from_matminer(cls, properties: Sequence[str] = MAGPIE_PROPERTIES + EXTRA_PROPERTIES,
                       ) -> ElementTable:
         """Read the Magpie data that ship with matminer (missing values: property mean)."""
-        from matminer.utils.data import MagpieData
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            data = MagpieData(impute_nan=True)
+        data = _magpie_data()
         values = np.array([[float(data.all_elemental_props[p][Element.from_Z(z).symbol])
                             for p in properties] for z in range(1, MAX_Z + 1)])
         return cls(properties=tuple(properties), values=values)
@@ -72,6 +69,16 @@ class ElementTable:
     def column(self, name: str) -> int:
         """Index of property ``name``."""
         return self.properties.index(name)
+
+
+@cache
+def _magpie_data() -> Any:
+    """Return the Magpie element data of matminer, missing values imputed (read once)."""
+    from matminer.utils.data import MagpieData
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return MagpieData(impute_nan=True)
 
 
 def parse_compositions(formulas: Sequence[str | Composition],
