@@ -132,11 +132,31 @@ def _mp_references(d: dict[str, Any]) -> str:
             f"{_num(_get(cost, 'hull_seconds', 'ternary', 'median'), '.3f')} s")
 
 
+def _band_gap(d: dict[str, Any]) -> str:
+    cv = _get(d, "cv", "default") or {}
+    old = _get(d, "cv", "et_regressor_all_rows") or {}
+    return (f"default model grouped-CV MAE {_num(cv.get('mae'))} eV (non-metals "
+            f"{_num(cv.get('mae_nonmetal'))}; previous recipe {_num(old.get('mae'))}), 95% "
+            f"coverage {_pct(cv.get('coverage_95'))}, sanity-table MAE "
+            f"{_num(_get(d, 'sanity', 'mae_ev'), '.2f')} eV")
+
+
+def _hardness(d: dict[str, Any]) -> str:
+    parts = []
+    for name, r in (d.get("results") or {}).items():
+        s = r.get("summary") or {}
+        parts.append(f"{name}: B MAE {_num(_get(s, 'bulk_modulus_vrh', 'mae_gpa'), '.0f')} GPa, "
+                     f"G MAE {_num(_get(s, 'shear_modulus_vrh', 'mae_gpa'), '.0f')} GPa, Hv "
+                     f"rank corr {_num(_get(s, 'hardness_chen2011', 'spearman'), '.2f')}")
+    return "; ".join(parts) or "-"
+
+
 HEADLINES: dict[str, Callable[[dict[str, Any]], str]] = {
     "hull_labels": _hull, "mlip_accuracy": _mlip, "throughput": _throughput,
     "generation": _generation, "retrieval": _retrieval, "surrogates": _surrogates,
     "rediscovery": _rediscovery, "campaigns": _campaigns, "judge": _judge,
     "chat_intents": _chat_intents, "llm_server": _llm_server, "mp_references": _mp_references,
+    "band_gap": _band_gap, "hardness": _hardness,
 }
 
 

@@ -84,10 +84,19 @@ def test_tool_reads_structures(saved) -> None:
 
 
 def test_tool_without_model_says_how_to_train() -> None:
-    out = json.loads(tool().invoke({"property": "band_gap", "formula": "GaN"}))
+    out = json.loads(tool().invoke({"property": "thermal_conductivity", "formula": "GaN"}))
     assert out["status"] == "no_model"
-    assert "matloop models train band_gap --data" in out["hint"]
-    assert out["available_properties"] == []
+    assert "matloop models train thermal_conductivity --data" in out["hint"]
+    assert out["available_properties"] == ["band_gap"]
+
+
+def test_tool_uses_the_builtin_band_gap_model_without_training() -> None:
+    out = json.loads(tool().invoke({"property": "band_gap", "formula": "BaTiO3"}))
+    assert out["status"] == "ok" and out["unit"] == "eV"
+    assert out["source"].startswith("surrogate:band_gap_default trained on matbench_expt_gap")
+    assert out["model"]["name"] == "band_gap_default" and out["model"]["cv_mae"] < 0.4
+    # Measured BaTiO3: about 3.2 eV (Wemple 1970); the old composition model said 0.58 eV.
+    assert 2.2 < out["value"] < 4.5 and out["in_domain"] is True
 
 
 def test_tool_bad_input_is_an_error_status(saved) -> None:
@@ -109,15 +118,18 @@ def test_tool_offline_never_calls_materials_project(saved) -> None:
 
 def test_tool_separates_database_and_surrogate_values(saved, isolated_data_dir) -> None:
     t = tool(mp_api_key="k", rester_factory=FakeRester)
-    out = json.loads(t.invoke({"property": "band_gap", "formula": "GaN"}))
-    # No band_gap surrogate, but MP knows GaN: the database value, clearly labelled.
+    out = json.loads(t.invoke({"property": "density", "formula": "GaN"}))
+    # No density surrogate, but MP knows GaN: the database value, clearly labelled.
     assert out["status"] == "ok"
     assert out["database_value"]["source"] == "materials_project"
     assert out["database_value"]["material_id"] == "mp-804"
-    assert out["database_value"]["value"] == 1.73 and "value" not in out
+    assert out["database_value"]["value"] == 6.1 and "value" not in out
     assert "no surrogate model" in out["note"]
-    unknown = json.loads(t.invoke({"property": "band_gap", "formula": "ZnO"}))
+    unknown = json.loads(t.invoke({"property": "density", "formula": "ZnO"}))
     assert unknown["status"] == "no_model" and unknown["database_value"] is None
+    both = json.loads(t.invoke({"property": "band_gap", "formula": "GaN"}))
+    assert both["source"].startswith("surrogate:band_gap_default")
+    assert both["database_value"]["source"] == "materials_project"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,10 +167,20 @@ def test_cli_train_list_predict(tmp_path: Path) -> None:
     assert shown.exit_code == 0 and "element Pu not seen in training" in flat(shown.output)
 
 
+def test_cli_predicts_with_the_builtin_band_gap_model() -> None:
+    result = runner.invoke(app, ["models", "predict", "band_gap", "-f", "BaTiO3", "-f", "TiO2",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    batio3, tio2 = json.loads(result.stdout)["predictions"]
+    assert batio3["model_name"] == "band_gap_default" and batio3["value"] > 2.2
+    assert tio2["measured_value"] == 3.3 and tio2["recommended_value"] == 3.3
+    assert tio2["held_out"] is True
+
+
 def test_cli_errors_are_messages_not_tracebacks(tmp_path: Path) -> None:
-    missing = runner.invoke(app, ["models", "predict", "band_gap", "-f", "GaN"])
+    missing = runner.invoke(app, ["models", "predict", "thermal_conductivity", "-f", "GaN"])
     assert missing.exit_code == 2 and "Traceback" not in missing.output
-    assert "matloop models train band_gap --data" in flat(missing.output)
+    assert "matloop models train thermal_conductivity --data" in flat(missing.output)
 
     bad = tmp_path / "bad.csv"
     bad.write_text("formula,band_gap\n" + "".join(f"Na{i + 1}Cl,0.{i}\n" for i in range(25))

@@ -129,7 +129,7 @@ def test_saved_card_has_hash_features_metrics_versions(model, isolated_data_dir)
     a = model.predict(["NaCl", "PuO2"])
     b = again.predict(["NaCl", "PuO2"])
     assert [p.model_dump() for p in a] == [p.model_dump() for p in b]
-    assert available_properties() == ["en_difference"]
+    assert available_properties() == ["band_gap", "en_difference"]  # band_gap: built in
     assert [c["name"] for c in list_surrogates()] == ["en_difference"]
 
 
@@ -145,13 +145,14 @@ def test_data_hash_changes_with_the_data(tmp_path) -> None:
 
 
 def test_missing_model_names_the_training_command() -> None:
-    assert available_properties() == []
+    assert available_properties() == ["band_gap"]  # the built-in default; nothing trained
     with pytest.raises(NoSurrogateError) as info:
-        find_surrogate("band_gap")
-    assert "no surrogate model for 'band_gap'" in info.value.message
-    assert "matloop models train band_gap --data" in info.value.hint
+        find_surrogate("thermal_conductivity")
+    assert "no surrogate model for 'thermal_conductivity'" in info.value.message
+    assert "properties with models: band_gap" in info.value.message
+    assert "matloop models train thermal_conductivity --data" in info.value.hint
     with pytest.raises(NoSurrogateError, match="no surrogate model named"):
-        load_surrogate("band_gap")
+        load_surrogate("thermal_conductivity")
 
 
 def test_structure_model_is_not_used_for_a_formula(model, isolated_data_dir) -> None:
@@ -293,8 +294,9 @@ def test_calibration_groups_and_conformal_quantile() -> None:
 
 
 class Doc:
-    def __init__(self, material_id, band_gap, e_hull):
+    def __init__(self, material_id, band_gap, e_hull, density=6.1):
         self.material_id, self.band_gap, self.energy_above_hull = material_id, band_gap, e_hull
+        self.density = density
         self.formula_pretty = "GaN"
 
 

@@ -8,13 +8,28 @@ uncertainty, applicability-domain flags and ``source="surrogate:<name>"``::
     model = train_surrogate("band_gap", "gaps.csv", features="composition")
     model.predict(["GaN", "ZnO"])
 
-matloop ships no trained model; :func:`available_properties` lists what the user has trained.
-Known values of existing compounds can come from the Materials Project with
-:func:`lookup_mp_property` (online, with an API key).
+A band-gap model works out of the box: :func:`default_band_gap_model` is trained on first use
+(about 10-20 s, then cached in the data directory) from an experimental table that ships with
+matloop, and :func:`find_surrogate` returns it for ``band_gap`` unless the user trained one::
+
+    from matloop.surrogates import predict_band_gap, band_gap_for_compositions
+    [p] = predict_band_gap(["BaTiO3"])   # value, uncertainty, intervals, domain, measured value
+    screen = band_gap_for_compositions(["CsPbI3", "CsSnI3", "Cs2SnI6"])   # vectorised
+
+:func:`available_properties` lists ``band_gap`` plus what the user has trained. Known values
+of existing compounds can come from the Materials Project with :func:`lookup_mp_property`
+(online, with an API key).
 """
 
 from __future__ import annotations
 
+from matloop.surrogates.band_gap import (
+    BandGapModel,
+    GapScreen,
+    band_gap_for_compositions,
+    default_band_gap_model,
+    predict_band_gap,
+)
 from matloop.surrogates.features import FEATURE_KINDS, FeatureKind
 from matloop.surrogates.model import PropertyPrediction, SurrogateModel
 from matloop.surrogates.mp import DatabaseValue, lookup_mp_property
@@ -31,6 +46,11 @@ from matloop.surrogates.training import evaluate, train_surrogate
 
 __all__ = [
     "FEATURE_KINDS",
+    "BandGapModel",
+    "GapScreen",
+    "band_gap_for_compositions",
+    "default_band_gap_model",
+    "predict_band_gap",
     "DatabaseValue",
     "FeatureKind",
     "MaterialInput",

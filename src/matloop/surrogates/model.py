@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from matloop.surrogates.features import FeatureKind, featurize
 from matloop.surrogates.table import MaterialInput, as_inputs
@@ -54,6 +54,39 @@ class PropertyPrediction(BaseModel):
     model_name: str = Field(description="Model name.")
     model_version: str = Field(description="Content hash of data, features and settings.")
     features: str = Field(description="Feature kind: composition, structure or both.")
+    held_out: bool = Field(
+        default=False,
+        description="True when `value` comes from trees that never saw this composition's own "
+                    "training row (out-of-bag): a fair test of the model against "
+                    "`measured_value`. False for new compositions (no row to hold out) and for "
+                    "user-trained models.")
+    metal_probability: float | None = Field(
+        default=None, description="Probability that the compound is a metal (gap 0), from the "
+                                  "metal / non-metal classifier of a gated model.")
+    measured_value: float | None = Field(
+        default=None, description="Measured value of this composition in the model's training "
+                                  "table, in `unit`; None when the table has none.")
+    measured_source: str | None = Field(
+        default=None, description="Where `measured_value` (or a measured metal / non-metal "
+                                  "label) comes from, e.g. 'experiment: Zhuo et al. ...'.")
+    measured_note: str | None = Field(
+        default=None, description="What the training table says about this composition when "
+                                  "it has no number (e.g. a measured non-metal whose reports "
+                                  "disagree).")
+    recommended_value: float | None = Field(
+        default=None, description="The value to show: `measured_value` for a known compound, "
+                                  "else the model's `value`.")
+    recommended_source: str | None = Field(
+        default=None, description="Source of `recommended_value` (`measured_source` or "
+                                  "`source`).")
+
+    @model_validator(mode="after")
+    def _recommend(self) -> PropertyPrediction:
+        """Without a measured value the model's value is the one to show."""
+        if self.recommended_value is None:
+            self.recommended_value = self.value
+            self.recommended_source = self.source
+        return self
 
 
 @dataclass

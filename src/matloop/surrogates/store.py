@@ -3,6 +3,11 @@
 The joblib file holds the fitted forest, the calibration and the domain (training features);
 the card holds everything a person or an agent needs to judge the model without loading it.
 Only load models you trained: joblib files are pickles.
+
+``band_gap`` always has a model: when the user has trained none (or only structure models and
+a formula is given), :func:`select_card` and :func:`load_surrogate` fall back to the built-in
+default (:mod:`matloop.surrogates.band_gap`, name ``band_gap_default``), trained on first use.
+A user-trained model for the property wins.
 """
 
 from __future__ import annotations
@@ -89,8 +94,16 @@ def read_card(name: str) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+#: Properties with a built-in model, and the names that load it when no user model has them.
+BUILTIN_PROPERTIES = ("band_gap",)
+_BUILTIN_NAMES = ("band_gap", "band_gap_default")
+
+
 def load_surrogate(name: str) -> SurrogateModel:
     """Load model ``name`` from the models directory.
+
+    ``band_gap`` and ``band_gap_default`` load the built-in band-gap model when no user model
+    has that name.
 
     Raises:
         NoSurrogateError: No such model.
@@ -99,6 +112,10 @@ def load_surrogate(name: str) -> SurrogateModel:
     """
     import joblib
 
+    if name in _BUILTIN_NAMES and not (models_dir() / f"{name}.json").is_file():
+        from matloop.surrogates.band_gap import default_band_gap_model
+
+        return default_band_gap_model()
     card = read_card(name)
     blob = models_dir() / card.get("files", {}).get("model", f"{name}.joblib")
     trained_with = card.get("versions", {}).get("scikit-learn")
@@ -133,15 +150,16 @@ def list_surrogates() -> list[dict[str, Any]]:
 
 
 def available_properties() -> list[str]:
-    """Properties that have at least one trained model."""
-    return sorted({str(c["property"]) for c in list_surrogates()})
+    """Properties that have a model: user-trained ones plus the built-in ``band_gap``."""
+    return sorted({str(c["property"]) for c in list_surrogates()} | set(BUILTIN_PROPERTIES))
 
 
 def select_card(prop: str, *, have_structure: bool = False) -> dict[str, Any]:
     """Pick the card of the model to use for property ``prop``.
 
     The model named exactly ``prop`` wins, then the newest; models that need a structure are
-    skipped when only a formula is given.
+    skipped when only a formula is given. For ``band_gap`` with no usable user model, the
+    built-in default's card (``default: true``).
 
     Raises:
         NoSurrogateError: No model for the property (or none usable with a formula alone),
@@ -149,16 +167,19 @@ def select_card(prop: str, *, have_structure: bool = False) -> dict[str, Any]:
 
     """
     cards = [c for c in list_surrogates() if c["property"] == prop or c["name"] == prop]
-    if not cards:
-        have = available_properties()
+    builtin = prop in BUILTIN_PROPERTIES or prop in _BUILTIN_NAMES
+    if not cards and not builtin:
         raise NoSurrogateError(
-            f"no surrogate model for {prop!r}"
-            + (f"; properties with models: {', '.join(have)}" if have else
-               "; no surrogate is trained yet (matloop ships none)"),
+            f"no surrogate model for {prop!r}; properties with models: "
+            f"{', '.join(available_properties())}",
             hint=train_hint(prop),
         )
     usable = [c for c in cards
               if have_structure or c.get("features", {}).get("kind") == "composition"]
+    if not usable and builtin:
+        from matloop.surrogates.band_gap import default_card
+
+        return default_card()
     if not usable:
         raise NoSurrogateError(
             f"every model for {prop!r} needs a crystal structure "
