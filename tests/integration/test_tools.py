@@ -60,8 +60,9 @@ def test_batch_results_name_novelty_and_never_overwrite_each_other(tools, tmp_pa
     cscl.to(filename=str(path))
     (other,) = json.loads(by_name["predict_properties"].invoke(
         {"structures": [str(path)]}))["results"]
-    assert other["novelty"].startswith("known composition (mp-22862 (Materials Project)); "
-                                       "structure not among the 1 local structure reference(s)")
+    assert other["novelty"].startswith("known composition (Materials Project composition; no "
+                                       "mp-id shipped); structure not among the 1 local "
+                                       "structure reference(s) of NaCl")
     assert other["relaxed_cif_path"] != row["relaxed_cif_path"]
     assert Path(row["relaxed_cif_path"]).is_file() and Path(other["relaxed_cif_path"]).is_file()
 
@@ -81,8 +82,12 @@ def test_tools_report_bad_input_as_status(tools) -> None:
     assert bad["status"] == "error" and "Qq" in bad["message"]
 
 
-def test_check_stability_and_lookup_on_imported_mp_scale(tools) -> None:
-    by_name, engine = tools
+def test_check_stability_and_lookup_on_imported_mp_scale(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("MATLOOP_MP_REFERENCES", "false")  # only what the test imports
+    get_settings.cache_clear()
+    engine = MaterialsEngine(get_settings())
+    by_name = {t.name: t.as_langchain() for t in materials_tools(
+        engine, run_dir=tmp_path / "run", access=FileAccess([DATA, tmp_path]))}
     engine.store.add([
         ReferencePhase("mp", "na", "Na1", -1.3, "total", "mp2020"),
         ReferencePhase("mp", "cl", "Cl2", -1.8, "total", "mp2020"),

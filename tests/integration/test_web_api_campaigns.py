@@ -153,7 +153,7 @@ def test_chat_starts_a_campaign_the_page_can_follow(runs) -> None:
     with TestClient(create_app(runs, chat_model=model), base_url="http://127.0.0.1") as client:
         stream = _sse(client.post("/api/chat", json={"message": "find Na-Cl compounds"}).text)
         end = next(d for k, d in stream if k == "tool_end")
-        assert end["name"] == "start_campaign" and end["status"] == "running"
+        assert end["name"] == "start_campaign" and end["status"] == "ok"
         run_id = end["summary"].split()[1]
         assert end["summary"] == f"Campaign {run_id} started; follow it live at #run/{run_id}."
         # It runs in the background: the chat turn is over while the campaign goes on.

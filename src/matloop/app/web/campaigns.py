@@ -257,7 +257,7 @@ class CampaignManager:
             run = CampaignRun(config, job.run_dir, settings=self.settings,
                               chat_models=self.chat_models,
                               approve=lambda payload: self._wait_for_answer(job, payload, run))
-            job.tool_names = set(run.ctx.tools)
+            job.tool_names = run.services.tools.names
             if job.stop.is_set():
                 raise CampaignStopped(f"campaign {config.campaign_id} stopped")
             job.state = "running"
@@ -283,10 +283,10 @@ class CampaignManager:
         """The CampaignRun approval callback: block until the page answers or stops."""
         job.pending = payload
         job.state = "awaiting_approval"
-        run.ctx.events.write("approval_requested", plan=payload.get("plan"))
+        run.services.events.write("approval_requested", plan=payload.get("plan"))
         while True:
             if job.stop.is_set():
-                run.ctx.events.write("campaign_stopped", campaign_id=job.run_id,
+                run.services.events.write("campaign_stopped", campaign_id=job.run_id,
                                      note="stopped while waiting for plan approval")
                 raise CampaignStopped(f"campaign {job.run_id} stopped")
             try:
