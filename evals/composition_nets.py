@@ -108,15 +108,25 @@ class RoostLiteModel:
         target = torch.from_numpy(np.asarray(y, dtype=np.float32))
         self.net = _net(torch, emb.shape[-1])
         opt = torch.optim.AdamW(self.net.parameters(), lr=2e-3, weight_decay=1e-5)
-        steps = self.epochs * int(np.ceil(len(target) / self.batch))
+        n_el_all = mask.sum(dim=1)
+        steps = self.epochs * sum(int(np.ceil(int((n_el_all == k).sum()) / self.batch))
+                                  for k in torch.unique(n_el_all).tolist())
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
         gen = torch.Generator().manual_seed(self.seed)
         started = time.perf_counter()
+        n_el = mask.sum(dim=1)
         for epoch in range(self.epochs):
-            perm = torch.randperm(len(target), generator=gen)
-            for start in range(0, len(target), self.batch):
-                b = perm[start:start + self.batch]
-                loss = torch.nn.functional.l1_loss(self.net(emb[b], frac[b], mask[b]), target[b])
+            # batches of equal element count, so the pair tensors are not padded
+            batches = []
+            for k in torch.unique(n_el).tolist():
+                idx = torch.nonzero(n_el == k).squeeze(1)
+                idx = idx[torch.randperm(len(idx), generator=gen)]
+                batches += [(k, idx[i:i + self.batch]) for i in range(0, len(idx), self.batch)]
+            order = torch.randperm(len(batches), generator=gen).tolist()
+            for j in order:
+                k, b = batches[j]
+                loss = torch.nn.functional.l1_loss(
+                    self.net(emb[b, :k], frac[b, :k], mask[b, :k]), target[b])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()

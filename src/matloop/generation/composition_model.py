@@ -122,8 +122,61 @@ class TreeArrays:
             roots=np.asarray(roots, dtype=np.int32),
             baseline=float(np.asarray(model._baseline_prediction).ravel()[0]), depth=depth)
 
-    def predict(self, x: np.ndarray, *, chunk: int = 2000) -> np.ndarray:
-        """Predictions for feature rows ``x`` (n, features)."""
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predictions for feature rows ``x`` (n, features).
+
+        Uses scikit-learn's compiled tree walker when this scikit-learn provides it (about
+        ten times faster), otherwise :meth:`predict_numpy`; both give the same numbers.
+        """
+        compiled = self._compiled()
+        if compiled is None:
+            return self.predict_numpy(x)
+        predictors, cats, fmap = compiled
+        xs = np.ascontiguousarray(x, dtype=np.float64)
+        out = np.full(len(xs), self.baseline)
+        for tree in predictors:
+            out += tree.predict(xs, cats, fmap, 1)
+        return out
+
+    def _compiled(self) -> tuple[list[Any], np.ndarray, np.ndarray] | None:
+        cached = self.__dict__.get("_compiled_cache", False)
+        if cached is not False:
+            return cached
+        try:
+            from sklearn.ensemble._hist_gradient_boosting.common import (
+                PREDICTOR_RECORD_DTYPE,
+                X_BITSET_INNER_DTYPE,
+            )
+            from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+
+            ends = np.append(self.roots[1:], len(self.feature))
+            bitsets = np.zeros((0, 8), dtype=X_BITSET_INNER_DTYPE)
+            predictors = []
+            for start, end in zip(self.roots, ends, strict=True):
+                part = slice(int(start), int(end))
+                nodes = np.zeros(int(end - start), dtype=PREDICTOR_RECORD_DTYPE)
+                leaf = self.feature[part] < 0
+                nodes["is_leaf"] = leaf
+                nodes["value"] = self.value[part]
+                nodes["feature_idx"] = np.where(leaf, 0, self.feature[part])
+                nodes["num_threshold"] = self.threshold[part]
+                nodes["missing_go_to_left"] = self.missing_left[part]
+                nodes["left"] = np.where(leaf, 0, self.left[part] - start)
+                nodes["right"] = np.where(leaf, 0, self.right[part] - start)
+                predictors.append(TreePredictor(nodes, bitsets, bitsets))
+            n_features = int(self.feature.max(initial=0)) + 1
+            compiled: Any = (predictors, bitsets, np.zeros(max(n_features, N_FEATURES),
+                                                            dtype=np.uint32))
+            probe = np.zeros((1, max(n_features, N_FEATURES)))
+            for tree in predictors[:1]:
+                tree.predict(probe, bitsets, compiled[2], 1)
+        except Exception:  # noqa: BLE001 - a scikit-learn without this private API
+            compiled = None
+        self.__dict__["_compiled_cache"] = compiled
+        return compiled
+
+    def predict_numpy(self, x: np.ndarray, *, chunk: int = 2000) -> np.ndarray:
+        """Predictions with numpy alone (all trees advanced one level at a time)."""
         out = np.empty(len(x))
         for start in range(0, len(x), chunk):
             xs = np.asarray(x[start:start + chunk], dtype=np.float64)
