@@ -590,7 +590,8 @@ def main(argv: list[str] | None = None) -> int:
         targets, _ = pick_targets(args.ternary, args.quaternary, seed=0)
         print(bench_model(targets)[1])
         return 0
-    payload: dict[str, Any] = {}
+    payload: dict[str, Any] = {"default_rule": DEFAULT_STATES,
+                               "default_order": "rank_average"}
     if not {"models", "ranking", "speed"} <= set(args.skip):
         payload["shipped_model"] = {k: v for k, v in load_composition_model().meta.items()
                                     if k != "excluded_formulas"}
