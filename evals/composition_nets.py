@@ -174,3 +174,27 @@ class KNNModel:
         return self.model.predict(featurize(list(formulas))[:, :146])
 
 
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train both comparison models on fold 0 of the chemical-system folds and print MAEs
+    (the full comparison, with the tree model, is part of ``evals.composition_prior``)."""
+    import argparse
+
+    from matloop.generation.composition_model import chemsys_of_formula, fold_of, training_set
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--epochs", type=int, default=6)
+    args = parser.parse_args(argv)
+    formulas, y = training_set()
+    test = np.array([fold_of(chemsys_of_formula(f)) == 0 for f in formulas])
+    f_tr = [f for f, t in zip(formulas, test, strict=True) if not t]
+    f_te = [f for f, t in zip(formulas, test, strict=True) if t]
+    for model in (KNNModel(), RoostLiteModel(epochs=args.epochs)):
+        pred = model.fit(f_tr, y[~test]).predict(f_te)
+        print(f"{model.name}: MAE {np.mean(np.abs(pred - y[test])):.4f} eV/atom")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

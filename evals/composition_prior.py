@@ -15,10 +15,13 @@ calibration, the charge-balance rule, and speed.
 * ``ranking``: ternary and quaternary compositions on the MP hull (one per system, from the
   shipped set; cross-checked against the e_above_hull label file) are held out of the hull
   (reference store ``hold_out``) and of training (a model retrained without them; each system
-  is then predicted by the fold member that never saw any composition of that system). Each
-  system is enumerated and the held-out composition's rank among the enumerated unknown
-  compositions reported: recall@5/10/20, median rank, fraction with predicted E_hull <= 0.05
-  eV/atom, against random order and ordering by predicted formation energy alone;
+  is then predicted by the fold member that never saw any composition of that system, and,
+  for ternaries, also by the members' mean). Each system's grid (<= 20 atoms per formula) is
+  filtered by each rule variant and the held-out composition's rank among the remaining
+  unknown compositions reported, ordered by predicted E_hull, by predicted formation energy,
+  and by the average of the two ranks (the package default), against random order:
+  recall@5/10/20, median rank, fraction with predicted E_hull <= 0.05 eV/atom, and how many
+  targets survive keeping the top 10/25/50 % of candidates by P(E_hull <= 0.05 eV/atom);
 * ``calibration``: fraction of the held-out compositions' residuals within 1 and 2 sigma, and
   the shipped model's cross-fitted out-of-fold coverage;
 * ``speed``: model load, and enumeration + scoring of named systems (warm).

@@ -12,8 +12,15 @@ The composition half of GNoME's pipeline, on a CPU:
    energy above the hull, and the probability that the true value is within a threshold.
 
 ``rank_compositions(["Ba", "Ti", "O"], store=store)`` returns the unknown compositions best
-first. A ternary system takes well under a second; a quaternary with 20 atoms per formula
-(about 4,800 grid points) about two seconds.
+first: about 0.2 s of CPU for a ternary system (1,000 grid points), 0.6 s for a quaternary.
+
+What to expect (``evals/results/composition_prior.json``): the formation energy is predicted
+to 0.145 eV/atom (MAE, chemical systems held out) with calibrated sigmas (69 % of held-out
+residuals within 1 sigma, 94 % within 2). Ranking held-out MP ground states among a system's
+several hundred enumerated candidates is much harder: 12 % land in the top 10 (random order:
+6 %), 18 % in the top 20, because errors of 0.1-0.15 eV/atom are as large as the margins by
+which real compounds beat their neighbours on the hull (Bartel et al., npj Comput. Mater. 6,
+97 (2020)). Use the ranking to order a search and the rule to prune it, not as a verdict.
 """
 
 from __future__ import annotations
