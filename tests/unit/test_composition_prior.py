@@ -299,3 +299,23 @@ def test_rank_rejects_bad_systems(tmp_path) -> None:
         rank_compositions(["Ba"], store=store)
     with pytest.raises(MatloopError):
         rank_compositions(["Ba", "Qq"], store=store)
+
+
+def test_score_given_compositions_in_input_order(tmp_path) -> None:
+    from matloop.generation.composition_prior import score_compositions
+    from matloop.materials.mp_pack import mp_compositions
+
+    store = ReferenceStore(tmp_path / "refs.sqlite")
+    from pymatgen.core import Composition
+
+    given = ["Ba2TiO4", "BaTi9O", "Mg2SnSr", "NaCl2"]
+    scores = score_compositions(given, store=store)
+    assert [s.formula for s in scores] == [Composition(f).reduced_formula for f in given]
+    assert scores[0].known and scores[0].known_formation_energy_ev_per_atom == \
+        mp_compositions().get("Ba2TiO4").formation_energy_ev_per_atom
+    assert scores[0].predicted_e_above_hull_ev_per_atom < \
+        scores[1].predicted_e_above_hull_ev_per_atom
+    assert scores[2].reading == "alloy" and scores[3].reading == "none"
+    assert {s.rank for s in scores[:2]} == {1, 2}   # ranked within the Ba-O-Ti system
+    with pytest.raises(MatloopError):
+        score_compositions(["Ba"], store=store)

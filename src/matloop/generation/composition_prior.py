@@ -307,21 +307,13 @@ def rank_compositions(
         MatloopError: Unknown elements, fewer than two, or an unreadable store phase.
 
     """
-    from pymatgen.core import Composition
-
     from matloop.generation.composition_model import load_composition_model
 
     els = _check_elements(elements)
     model = model or load_composition_model()
-    system = "-".join(els)
     phases, known, sources = _store_phases(store, els)
     hull = known_hull(els, phases)
-    known_by_counts: dict[Counts, Any] = {}
-    for amounts, _e, name, phase in known.values():
-        if set(amounts) == set(els):
-            key = counts_key(amounts, els)
-            if key is not None:
-                known_by_counts[key] = (name, phase)
+    known_by_counts = _known_by_counts(known, els)
     candidates = enumerate_system(els, max_atoms_per_formula=max_atoms_per_formula,
                                   mixed_valence=mixed_valence,
                                   metallic_reading=metallic_reading, states=states)
@@ -332,6 +324,22 @@ def rank_compositions(
         candidates = [(c, r) for c, r in candidates if c not in known_by_counts]
     if not candidates:
         return []
+    rule = (f"states={states}, mixed_valence={mixed_valence}, "
+            f"metallic_reading={metallic_reading}, max_atoms={max_atoms_per_formula}")
+    return _score(els, candidates, known_by_counts, hull, sources, store=store, model=model,
+                  blind=blind, threshold_ev_per_atom=threshold_ev_per_atom, order_by=order_by,
+                  top=top, rule=rule)
+
+
+def _score(els: list[str], candidates: list[tuple[Counts, str]],
+           known_by_counts: dict[Counts, Any], hull: KnownHull, sources: list[str], *,
+           store: Any, model: Any, blind: bool | None, threshold_ev_per_atom: float,
+           order_by: str, top: int | None, rule: str,
+           keep_input_order: bool = False) -> list[CompositionScore]:
+    """Predict, place on the hull and order candidates of one chemical system."""
+    from pymatgen.core import Composition
+
+    system = "-".join(els)
     if blind is None:
         blind = _needs_blind(store, model, system)
     spellings = [_spelling(els, c) for c, _ in candidates]
@@ -343,6 +351,10 @@ def rank_compositions(
     prob = model.probability_below(e_above, pred.sigma_ev_per_atom, threshold_ev_per_atom)
     key = order_key(order_by, e_above, pred.formation_energy_ev_per_atom, prob)
     order = np.lexsort((counts.sum(axis=1), key))
+    ranks = np.empty(len(order), dtype=int)
+    ranks[order] = np.arange(1, len(order) + 1)
+    if keep_input_order:
+        order = np.arange(len(candidates))
     if top is not None:
         order = order[:top]
     meta = model.meta
@@ -351,16 +363,15 @@ def rank_compositions(
         training_compositions=meta["training_compositions"],
         cv_grouped_mae_ev_per_atom=meta.get("cv_grouped_mae_ev_per_atom", float("nan")),
         training_set_sha256=meta["training_set_sha256"], blind_prediction=bool(blind),
-        hull_references=len(hull.phase_names), hull_sources=sources,
-        charge_rule=f"states={states}, mixed_valence={mixed_valence}, "
-                    f"metallic_reading={metallic_reading}, max_atoms={max_atoms_per_formula}")
+        hull_references=len(hull.phase_names), hull_sources=sources, charge_rule=rule)
     out = []
-    for rank, i in enumerate(order, start=1):
+    for i in order:
         c, reading = candidates[i]
         hit = known_by_counts.get(c)
         phase = hit[1] if hit else None
         out.append(CompositionScore(
-            rank=rank, formula=Composition(dict(zip(els, c, strict=True))).reduced_formula,
+            rank=int(ranks[i]),
+            formula=Composition(dict(zip(els, c, strict=True))).reduced_formula,
             chemsys=system, atoms_per_formula=int(sum(c)), reading=reading,
             predicted_formation_energy_ev_per_atom=round(float(
                 pred.formation_energy_ev_per_atom[i]), 4),
@@ -375,6 +386,64 @@ def rank_compositions(
             known_formation_energy_ev_per_atom=None if phase is None else phase.energy_ev_per_atom,
             provenance=provenance))
     return out
+
+
+def _known_by_counts(known: dict[str, Any], els: list[str]) -> dict[Counts, Any]:
+    out: dict[Counts, Any] = {}
+    for amounts, _e, name, phase in known.values():
+        if set(amounts) == set(els):
+            key = counts_key(amounts, els)
+            if key is not None:
+                out[key] = (name, phase)
+    return out
+
+
+def score_compositions(formulas: Sequence[str], *, store: Any,
+                       threshold_ev_per_atom: float = 0.05, blind: bool | None = None,
+                       model: Any = None, states: str = DEFAULT_STATES,
+                       ) -> list[CompositionScore]:
+    """Score given compositions (any chemical systems), in the order given.
+
+    For a generator's or a critic's candidates: each formula's predicted formation energy,
+    its place on the hull of the store's known phases of its system, the probability of lying
+    within ``threshold_ev_per_atom`` of that hull, and whether the store knows it. ``rank``
+    is the formula's position among the given formulas of its system by the default ordering;
+    ``reading`` is the charge-balance reading (``none`` when the rule rejects it).
+
+    Raises:
+        MatloopError: An unreadable formula or a single element.
+
+    """
+    from matloop.generation.composition_model import load_composition_model
+
+    model = model or load_composition_model()
+    groups: dict[str, list[int]] = {}
+    parsed = []
+    for n, formula in enumerate(formulas):
+        amounts = parse_formula(formula)
+        els = _check_elements(amounts)
+        parsed.append((els, amounts))
+        groups.setdefault("-".join(els), []).append(n)
+    out: list[CompositionScore | None] = [None] * len(formulas)
+    for system, idx in groups.items():
+        els = system.split("-")
+        phases, known, sources = _store_phases(store, els)
+        hull = known_hull(els, phases)
+        candidates = []
+        for n in idx:
+            counts = counts_key(parsed[n][1], els)
+            if counts is None:
+                raise MatloopError(f"cannot read {formulas[n]!r} as a whole-number formula")
+            reading = reading_of_counts(tuple(zip(els, counts, strict=True)), states=states)
+            candidates.append((counts, reading or "none"))
+        scores = _score(els, candidates, _known_by_counts(known, els), hull, sources,
+                        store=store, model=model, blind=blind,
+                        threshold_ev_per_atom=threshold_ev_per_atom, order_by="rank_average",
+                        top=None, rule=f"states={states}, mixed_valence=True, "
+                        "metallic_reading=True", keep_input_order=True)
+        for n, score in zip(idx, scores, strict=True):
+            out[n] = score
+    return [s for s in out if s is not None]
 
 
 def order_key(order_by: str, e_above_hull: np.ndarray, formation_energy: np.ndarray,
