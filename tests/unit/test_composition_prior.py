@@ -74,6 +74,14 @@ def test_rule_agrees_with_smact_mixed_valence_where_smact_can_enumerate() -> Non
             assert ours == smact_validity(f, mixed_valence=True), f
 
 
+def test_rule_takes_pymatgen_compositions() -> None:
+    from pymatgen.core import Composition
+
+    assert charge_balanced(Composition("Fe3O4"))
+    assert balance_reading(Composition("Ti2AlN")) == "metallic"
+    assert not charge_balanced(Composition("NaCl2"))
+
+
 def test_bad_state_set_lists_the_valid_ones() -> None:
     with pytest.raises(ValueError, match="icsd24"):
         charge_balanced("NaCl", states="made-up")

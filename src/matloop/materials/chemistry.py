@@ -39,7 +39,7 @@ from __future__ import annotations
 import itertools
 import warnings
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from matloop.errors import MatloopError
 
@@ -186,12 +186,13 @@ def _ionic(amounts: dict[str, int], table: dict[str, tuple[int, ...]], *, mixed:
     return False
 
 
-def balance_reading(formula: str, *, mixed_valence: bool = True, metallic_reading: bool = True,
+def balance_reading(formula: Any, *, mixed_valence: bool = True, metallic_reading: bool = True,
                     states: str = DEFAULT_STATES, pauling: bool = True) -> Reading | None:
     """How a composition can be a compound (see the module docstring), or None.
 
     Args:
-        formula: Any formula pymatgen-style (``Fe3O4``, ``Ag(AuF4)2``, fractions allowed).
+        formula: A formula (``Fe3O4``, ``Ag(AuF4)2``, fractions allowed) or a pymatgen
+            ``Composition``.
         mixed_valence: Let each atom of a mixed-valence element take its own state.
         metallic_reading: Accept carbides/nitrides/borides/hydrides of d/f-block metals.
         states: Oxidation-state set (:data:`STATE_SETS`).
@@ -202,6 +203,8 @@ def balance_reading(formula: str, *, mixed_valence: bool = True, metallic_readin
         ValueError: Unknown ``states``.
 
     """
+    if not isinstance(formula, str):
+        formula = str(getattr(formula, "formula", formula))
     return _reading(formula, mixed_valence, metallic_reading, states, pauling)
 
 
@@ -259,7 +262,7 @@ def _metallic(amounts: dict[str, int]) -> bool:
     return hcn / total <= MAX_INTERSTITIAL_FRACTION + 1e-9
 
 
-def charge_balanced(formula: str, *, mixed_valence: bool = True, metallic_reading: bool = True,
+def charge_balanced(formula: Any, *, mixed_valence: bool = True, metallic_reading: bool = True,
                     states: str = DEFAULT_STATES, pauling: bool = True) -> bool:
     """Whether a composition can be a compound (the shared rule of generators and critic).
 
