@@ -140,6 +140,24 @@ def test_bulk_features_equal_matminer() -> None:
         np.testing.assert_allclose(row, ref(Composition(f)), rtol=1e-6, atol=1e-5)
 
 
+def test_element_table_is_bit_identical_to_matminer() -> None:
+    """The shipped model's exact rebuild depends on it."""
+    from matminer.utils.data import MagpieData
+
+    from matloop.generation.composition_features import (
+        MAGPIE_PROPERTIES,
+        element_table,
+        symbols,
+    )
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = MagpieData(impute_nan=True)
+    ref = np.array([[data.all_elemental_props[p][s] for p in MAGPIE_PROPERTIES]
+                    for s in symbols()])
+    assert np.array_equal(element_table(), ref)
+
+
 def test_parser_handles_parentheses_and_rejects_nonsense() -> None:
     assert parse_formula("Ag(Bi2S3)3") == {"Ag": 1.0, "Bi": 6.0, "S": 9.0}
     with pytest.raises(MatloopError):

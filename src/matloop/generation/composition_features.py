@@ -130,7 +130,8 @@ def element_table() -> np.ndarray:
                 table[i, j] = float(lines[i])
             except (ValueError, IndexError):
                 continue
-    means = np.nanmean(table, axis=0)
+    # column by column over a 1-D list, as matminer does (bit-identical means)
+    means = np.array([np.nanmean(list(table[:, j])) for j in range(table.shape[1])])
     table = np.where(np.isnan(table), means[None, :], table)
     table.setflags(write=False)
     return table
