@@ -151,12 +151,28 @@ def _hardness(d: dict[str, Any]) -> str:
     return "; ".join(parts) or "-"
 
 
+def _composition_prior(d: dict[str, Any]) -> str:
+    mae = _get(d, "shipped_model", "cv_grouped_mae_ev_per_atom")
+    summary = _get(d, "ranking", "summary") or {}
+    key = next((k for k in summary if k.startswith("blind/") and k.endswith("/all")
+                and d.get("default_rule", "icsd24-medium+pmg") in k), None)
+    r = summary.get(key) if key else None
+    cal = _get(d, "calibration", "held_out_targets_blind") or {}
+    if mae is None or r is None:
+        return "-"
+    return (f"grouped-CV MAE {_num(mae, '.3f')} eV/atom; {r['targets']} held-out MP ground "
+            f"states, recall@10 {_pct(r['recall_at_10_by_rank_average'])} (E_hull "
+            f"{_pct(r['recall_at_10'])}, E_form {_pct(r['recall_at_10_by_eform'])}, random "
+            f"{_pct(r['recall_at_10_random_order'])}); within 1 sigma "
+            f"{_pct(cal.get('within_1_sigma'))}")
+
+
 HEADLINES: dict[str, Callable[[dict[str, Any]], str]] = {
     "hull_labels": _hull, "mlip_accuracy": _mlip, "throughput": _throughput,
     "generation": _generation, "retrieval": _retrieval, "surrogates": _surrogates,
     "rediscovery": _rediscovery, "campaigns": _campaigns, "judge": _judge,
     "chat_intents": _chat_intents, "llm_server": _llm_server, "mp_references": _mp_references,
-    "band_gap": _band_gap, "hardness": _hardness,
+    "band_gap": _band_gap, "hardness": _hardness, "composition_prior": _composition_prior,
 }
 
 
