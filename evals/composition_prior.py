@@ -504,7 +504,7 @@ def speed() -> dict[str, Any]:
     from matloop.materials.mp_pack import mp_compositions
 
     model = composition_model.load_composition_model()
-    sample = sorted(mp_compositions().by_formula)[::96][:1000]
+    sample = sorted(mp_compositions().formulas)[::96][:1000]
     predict_cpu: dict[str, float] = {}
     for label, fn in (("featurize", lambda: featurize(sample)),
                       ("one_member_with_features", lambda: model.predict(sample, blind=True)),

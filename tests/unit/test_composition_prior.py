@@ -64,7 +64,7 @@ def test_rule_agrees_with_smact_mixed_valence_where_smact_can_enumerate() -> Non
 
     from matloop.materials.mp_pack import mp_compositions
 
-    formulas = [f for f in sorted(mp_compositions().by_formula)[::400]
+    formulas = [f for f in sorted(mp_compositions().formulas)[::400]
                 if sum(parse_formula(f).values()) <= 8]
     assert len(formulas) > 60
     with warnings.catch_warnings():
@@ -206,7 +206,7 @@ def test_shipped_model_loads_fast_and_matches_the_pack(model: cm.CompositionMode
     t0 = time.perf_counter()
     cm.load_composition_model()
     assert time.perf_counter() - t0 < 3.0   # about 0.2 s unloaded
-    assert model.meta["pack_sha256"] == mp_compositions().meta["sha256"]
+    assert model.meta["pack_sha256"] == mp_compositions().content_sha256()
     formulas, energies = cm.training_set()
     assert model.meta["training_compositions"] == len(formulas)
     import hashlib
@@ -270,7 +270,7 @@ def test_rebuild_reproduces_the_shipped_member_exactly(model: cm.CompositionMode
     here gives the shipped member 0's predictions bit for bit (about 1-3 minutes)."""
     rebuilt = cm.train_composition_model(members=[0])
     sample = sorted(__import__("matloop.materials.mp_pack", fromlist=["x"]).mp_compositions()
-                    .by_formula)[::97]
+                    .formulas)[::97]
     x = featurize(sample)[:, :cm.N_FEATURES]
     assert np.array_equal(rebuilt.members[0].predict(x), model.members[0].predict(x))
 

@@ -19,7 +19,7 @@ from matloop.graphs.context import CampaignConfig, CampaignContext, RunServices
 from matloop.runtime import Budget, EventLog
 from matloop.schemas import Hypothesis, Objective, Plan, PlanStep, ToolRecord, Usage
 from matloop.tools.base import Toolbox, ToolOutput, ToolSpec
-from matloop.tools.generation import GenerateArgs, GenerateOutput, GeneratedRow, generation_updates
+from matloop.tools.generation import GenerateArgs, GeneratedRow, GenerateOutput, generation_updates
 
 CONFIG = {"configurable": {"thread_id": "t"}}
 

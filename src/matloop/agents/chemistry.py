@@ -17,29 +17,6 @@ ANIONS = {"O": -2, "S": -2, "Se": -2, "Te": -2, "N": -3, "P": -3, "F": -1, "Cl":
 HALOGENS = ("F", "Cl", "Br", "I")
 
 
-def has_anion(formula: str) -> bool:
-    """Whether the composition contains a common anion (so charge balance applies)."""
-    comp = Composition(formula)
-    metals = [el for el in comp.elements if el.is_metal]
-    anions = [el for el in comp.elements if el.symbol in ANIONS and not el.is_metal]
-    return bool(anions) and bool(metals) or any(el.symbol in ("O", "F", "Cl") for el in
-                                                comp.elements) and len(comp.elements) > 1
-
-
-@lru_cache(maxsize=4096)
-def charge_balanced(formula: str) -> bool:
-    """True when common oxidation states balance (intermetallics count as balanced)."""
-    comp = Composition(formula)
-    if not has_anion(formula):
-        return True
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return bool(comp.oxi_state_guesses(max_sites=-50))
-        except Exception:
-            return False
-
-
 def ionic_radius(symbol: str, oxidation: int, cn: str) -> float | None:
     """Shannon radius (Å) for a coordination, falling back to the element's average radius."""
     with warnings.catch_warnings():

@@ -12,8 +12,8 @@ from typing import Any
 
 from matloop import prompts
 from matloop.agents.base import OFFLINE
-from matloop.agents.chemistry import charge_balanced
 from matloop.agents.llm import LLMClient
+from matloop.materials.chemistry import charge_balanced
 from matloop.schemas import Critique, Hypothesis, HypothesisVerdict, Objective, Plan
 
 AUTHOR = OFFLINE
@@ -40,8 +40,9 @@ class OfflineCritic:
                 problems.append(f"lacks required element(s) {', '.join(sorted(missing))}")
             for formula in h.target_compositions:
                 if not charge_balanced(formula):
-                    problems.append(f"{formula} cannot be charge balanced with common "
-                                    f"oxidation states")
+                    problems.append(f"{formula} cannot be charge balanced (SMACT oxidation "
+                                    f"states, mixed valence allowed) and has no metallic "
+                                    f"reading")
             if (h.chemical_system, tuple(h.methods), tuple(h.target_compositions)) in seen:
                 problems.append("repeats a hypothesis already tested")
             if not h.test_plan.strip():

@@ -20,6 +20,7 @@ from functools import lru_cache
 
 from pymatgen.core import Composition, Element, Species, Structure
 
+from matloop.materials.chemistry import charge_balanced as shared_charge_balanced
 from matloop.materials.structures import min_interatomic_distance
 
 #: Closest allowed interatomic distance in a generated structure, Å (the issue's 0.5 Å).
@@ -149,21 +150,11 @@ def estimated_volume_per_atom(composition: Composition) -> float:
     return VOLUME_FACTOR * total / composition.num_atoms
 
 
-@lru_cache(maxsize=4096)
-def _smact_valid(formula: str) -> bool:
-    from smact.screening import smact_validity
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return bool(smact_validity(Composition(formula)))
-        except Exception:  # noqa: BLE001 - elements SMACT has no data for
-            return False
-
-
 def charge_balanced(composition: Composition) -> bool:
-    """SMACT validity: neutral with ICSD oxidation states, Pauling-ordered; alloys pass."""
-    return _smact_valid(composition.reduced_formula)
+    """The shared rule of generators and critic (:func:`matloop.materials.chemistry.
+    charge_balanced`): SMACT neutrality with mixed valence in Pauling order, or a metallic
+    reading (carbides, nitrides, MAX phases); alloys and elements pass."""
+    return shared_charge_balanced(composition.reduced_formula)
 
 
 def check_validity(structure: Structure) -> tuple[bool, list[str]]:
@@ -177,8 +168,9 @@ def check_validity(structure: Structure) -> tuple[bool, list[str]]:
     if any(getattr(el, "Z", 0) > 94 for el in comp.elements):
         notes.append("element beyond Pu (Z>94)")
     elif not charge_balanced(comp):
-        notes.append(f"{comp.reduced_formula} is not charge balanced with ICSD oxidation states "
-                     "in Pauling electronegativity order (SMACT)")
+        notes.append(f"{comp.reduced_formula} is not charge balanced (SMACT oxidation states, "
+                     "mixed valence allowed, Pauling electronegativity order) and has no "
+                     "metallic reading")
     dmin = min_interatomic_distance(structure)
     if dmin < MIN_DISTANCE_ANGSTROM:
         notes.append(f"atoms {dmin:.2f} Å apart (< {MIN_DISTANCE_ANGSTROM} Å)")

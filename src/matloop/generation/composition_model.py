@@ -375,7 +375,7 @@ def load_composition_model() -> CompositionModel:
         raise ReferenceDataError(
             f"the shipped composition model is missing or unreadable ({exc})",
             hint=f"reinstall matloop or rebuild it with `{BUILD_COMMAND}`") from exc
-    pack_sha = mp_compositions().meta.get("sha256")
+    pack_sha = mp_compositions().content_sha256()
     if model.meta.get("pack_sha256") != pack_sha or model.meta.get("version") != MODEL_VERSION:
         raise ReferenceDataError(
             "the shipped composition model was trained on another version of the MP "
@@ -395,9 +395,10 @@ def training_set(*, exclude_formulas: Iterable[str] = (), exclude_systems: Itera
 
     pack = mp_compositions()
     drop_f, drop_s = set(exclude_formulas), set(exclude_systems)
-    formulas = [f for f in sorted(pack.by_formula)
+    formulas = [f for f in sorted(pack.formulas)
                 if f not in drop_f and chemsys_of_formula(f) not in drop_s]
-    energies = np.array([pack.by_formula[f].formation_energy_ev_per_atom for f in formulas])
+    energies = np.array([pack.get(f).formation_energy_ev_per_atom  # type: ignore[union-attr]
+                         for f in formulas])
     return formulas, energies
 
 
@@ -514,7 +515,7 @@ def _calibrate(x: np.ndarray, residual: np.ndarray, folds: np.ndarray,
 def _pack_sha() -> str:
     from matloop.materials.mp_pack import mp_compositions
 
-    return str(mp_compositions().meta.get("sha256"))
+    return mp_compositions().content_sha256()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -128,6 +128,14 @@ class MPCompositionSet:
         return [PackedComposition(f, *self._rows[f]) for s in systems
                 for f in self.by_chemsys.get(s, [])]
 
+    def content_sha256(self) -> str:
+        """Checksum of the content (``formula,energy`` lines, sorted), independent of the file
+        layout: what models trained on the set record."""
+        import hashlib
+
+        return hashlib.sha256("\n".join(f"{f},{self._rows[f][0]:.4f}"
+                                        for f in sorted(self._rows)).encode()).hexdigest()
+
     def describe(self) -> str:
         """One line for reports: what the set is and how big."""
         return (f"{len(self):,} Materials Project compositions (formation energies on the MP2020 "

@@ -138,8 +138,8 @@ def _phases_answer(result: Any, formula: str | None, props: list[str], intent: s
                 f"campaign to search for one.")
     best = min(mine, key=lambda p: p.energy_ev_per_atom or 0.0)
     e_hull = best.e_above_hull_ev_per_atom
-    ref = best.mp_id or ("Materials Project data, no mp-id shipped for it"
-                         if best.source.startswith("mp-pack") else f"{best.source}:{best.source_id}")
+    ref = best.mp_id or (f"{best.source}:{best.source_id}" if not best.source.startswith(
+        "mp-pack") else "Materials Project data, no mp-id shipped for it")
     verdict = ("stable (on the hull)" if e_hull is not None and e_hull <= 1e-6 else
                f"not stable: {_fmt(e_hull)} eV/atom above the hull" if e_hull is not None
                else "of unknown stability")
