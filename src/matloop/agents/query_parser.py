@@ -113,8 +113,10 @@ def _property_targets(text: str, notes: list[str]) -> list[PropertyTarget]:
                             lowered)
     if qualitative and all(t.name != "band_gap" for t in targets):
         word = qualitative.group(1)
-        lo, hi = ((4.5, None) if word.startswith("ultra") else (3.0, None)
-                  if word in ("wide", "large") else (None, 1.0))
+        bounds: tuple[float | None, float | None] = (
+            (4.5, None) if word.startswith("ultra") else (3.0, None)
+            if word in ("wide", "large") else (None, 1.0))
+        lo, hi = bounds
         target = PropertyTarget(name="band_gap", unit="eV", min=lo, max=hi,
                                 source_text=qualitative.group(0))
         targets.append(target)
