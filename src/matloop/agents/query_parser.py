@@ -116,8 +116,7 @@ def _property_targets(text: str, notes: list[str]) -> list[PropertyTarget]:
         bounds: tuple[float | None, float | None] = (
             (4.5, None) if word.startswith("ultra") else (3.0, None)
             if word in ("wide", "large") else (None, 1.0))
-        lo, hi = bounds
-        target = PropertyTarget(name="band_gap", unit="eV", min=lo, max=hi,
+        target = PropertyTarget(name="band_gap", unit="eV", min=bounds[0], max=bounds[1],
                                 source_text=qualitative.group(0))
         targets.append(target)
         notes.append(f"'{qualitative.group(0)}' read as {target.describe()}")
