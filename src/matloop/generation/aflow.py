@@ -11,10 +11,10 @@ candidate; the target's elements are put on the example's elements in every amou
 way, ranked by :mod:`matloop.generation.similarity` (radius mismatch, electronegativity order,
 substitution probability against the example's own species; no cation on an anion site), and
 the best ``aflow_assignments`` per prototype are kept. The cell keeps the example's lattice and
-positions and is rescaled so that its nearest-neighbour contacts match the new radii
-(``scale_rule='bonds'``: median ratio of summed radii over each site's nearest contact to
-another element), or, when that gives an implausible volume, to the radius-based volume
-estimate (``scale_rule='volume'``).
+positions and is rescaled so that its first-shell contacts match the new radii
+(``scale_rule='bonds'``: geometric mean over contacts between different elements of the ratio
+of summed radii, Shannon ionic radii for ionic pairs, metallic radii otherwise), or, when that
+gives an implausible volume, to the radius-based volume estimate (``scale_rule='volume'``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import gzip
 import importlib.util
 import json
 import math
-import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -179,22 +178,30 @@ def _radius(symbol: str, states: dict[str, int]) -> float:
 
 def bond_scale_factor(structure: Structure, mapping: dict[str, str], known_states: dict[str, int],
                       new_states: dict[str, int]) -> float | None:
-    """Linear factor that makes the example's nearest contacts fit the new radii: the median
-    over sites of (summed new radii) / (summed example radii) of each site's nearest contact
-    to another element (to itself when the cell has one element). None for a one-site cell."""
-    if len(structure) < 2:
-        return None
-    dm = structure.distance_matrix
+    """Linear factor that makes the example's first-shell contacts fit the new radii.
+
+    For every site, its contacts are the neighbours of another element within 1.15 times the
+    nearest such distance (of any element when the cell has one element); the factor is the
+    geometric mean over all contacts of (summed new radii) / (summed example radii). None when
+    no contact is found.
+    """
     species = [site.specie.symbol for site in structure]
-    ratios = []
+    single = len(set(species)) == 1
+    logs = []
     for i, el in enumerate(species):
-        others = [j for j in range(len(structure)) if j != i and species[j] != el] or \
-            [j for j in range(len(structure)) if j != i]
-        j = min(others, key=lambda k: dm[i, k])
-        old = _radius(el, known_states) + _radius(species[j], known_states)
-        new = _radius(mapping[el], new_states) + _radius(mapping[species[j]], new_states)
-        ratios.append(new / old)
-    return float(statistics.median(ratios))
+        neighbours = [n for n in structure.get_neighbors(structure[i], 6.0)
+                      if single or n.specie.symbol != el]
+        if not neighbours:
+            continue
+        nearest = min(n.nn_distance for n in neighbours)
+        for n in neighbours:
+            if n.nn_distance > 1.15 * nearest:
+                continue
+            other = n.specie.symbol
+            old = _radius(el, known_states) + _radius(other, known_states)
+            new = _radius(mapping[el], new_states) + _radius(mapping[other], new_states)
+            logs.append(math.log(new / old))
+    return math.exp(sum(logs) / len(logs)) if logs else None
 
 
 def decorate_aflow(option: AflowOption) -> tuple[Structure, dict[str, Any]]:

@@ -263,6 +263,7 @@ def enumerate_compositions(elements: Sequence[str], *, max_atoms: int, max_coeff
     symbols = sorted(elements)
     seen: set[str] = set()
     found = []
+    kept: set[str] = set()
     limit = min(max_coefficient, max_atoms)
     for counts in itertools.product(range(1, limit + 1), repeat=len(symbols)):
         if sum(counts) > max_atoms or math.gcd(*counts) != 1:
@@ -274,9 +275,10 @@ def enumerate_compositions(elements: Sequence[str], *, max_atoms: int, max_coeff
         seen.add(rf)
         if is_alloy(comp) or oxidation_assignments(comp):
             found.append((sum(counts), rf, comp))
+            kept.add(rf)
     for comp in grid_compositions(symbols, max_atoms=max_atoms):
-        if comp.reduced_formula not in seen:
-            seen.add(comp.reduced_formula)
+        if comp.reduced_formula not in kept:
+            kept.add(comp.reduced_formula)
             found.append((int(comp.num_atoms), comp.reduced_formula, comp))
     for _, _, comp in sorted(found, key=lambda t: (t[0], t[1])):
         yield comp

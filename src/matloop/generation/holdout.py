@@ -12,7 +12,9 @@ A request can name structure types (``exclude_prototypes``), give structures
   spinel and AFLOW's A2BC4_cF56_227_d_a_e alike;
 * substitution parents and random-search analogues of a held-out formula, or that are one of
   the given structures (same formula and StructureMatcher fit), are dropped. Other compounds of
-  a held-out type stay: finding the target from them is what substitution is for.
+  a held-out type stay: finding the target from them is what substitution is for. With
+  ``strict`` (request field ``holdout_strict``) they go too, so nothing of a held-out type is
+  left to copy and only a search can find it.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class Exclusions:
     formulas: frozenset[str] = frozenset()
     requested: tuple[str, ...] = ()
     matched: dict[str, list[str]] = field(default_factory=dict)
+    type_structures: tuple[Structure, ...] = ()
+    strict: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.prototype_names or self.aflow_labels or self.structures
@@ -66,20 +70,24 @@ class Exclusions:
         rf = Composition(formula).reduced_formula
         if rf in self.formulas:
             return True
-        if structure is None or not self.structures:
+        if structure is None:
             return False
         same = [s for s in self.structures if s.composition.reduced_formula == rf]
-        if not same:
+        anon = Composition(rf).anonymized_formula
+        types = [t for t in self.type_structures if _anon(t) == anon] if self.strict else []
+        if not same and not types:
             return False
         s = Structure.from_dict(structure) if isinstance(structure, dict) else structure
-        return any(matches(s, other) for other in same)
+        return any(matches(s, other) for other in same) or any(
+            same_structure_type(s, t) for t in types)
 
     def summary(self) -> dict[str, Any]:
         """JSON-friendly record for provenance and reports."""
         return {"requested": list(self.requested),
                 "prototypes": sorted(self.prototype_names),
                 "aflow_labels": sorted(self.aflow_labels),
-                "structures": len(self.structures), "formulas": sorted(self.formulas)}
+                "structures": len(self.structures), "formulas": sorted(self.formulas),
+                "strict": self.strict}
 
 
 def _anon(structure: Structure) -> str:
@@ -133,8 +141,11 @@ def _lookup(name: str) -> tuple[set[str], set[str]]:
 
 def resolve_exclusions(*, prototypes: Iterable[str] = (),
                        structures: Iterable[Structure | dict[str, Any]] = (),
-                       formulas: Iterable[str] = ()) -> Exclusions:
+                       formulas: Iterable[str] = (), strict: bool = False) -> Exclusions:
     """Expand named types and given structures to every matching prototype of both sources.
+
+    ``strict``: also drop every known structure of an excluded type from substitution parents
+    and random-search analogues.
 
     Raises:
         GenerationError: A name that is neither a 75-type name/alias nor an AFLOW label,
@@ -177,7 +188,7 @@ def resolve_exclusions(*, prototypes: Iterable[str] = (),
                 labels.add(p.label)
     held = frozenset(Composition(f).reduced_formula for f in formulas if f.strip())
     return Exclusions(frozenset(names), frozenset(labels), tuple(given), held, requested,
-                      matched)
+                      matched, tuple(types), strict)
 
 
 def exclusions_for(request: Any) -> Exclusions:
@@ -187,4 +198,5 @@ def exclusions_for(request: Any) -> Exclusions:
         return Exclusions()
     return resolve_exclusions(prototypes=request.exclude_prototypes,
                               structures=request.exclude_structures,
-                              formulas=request.holdout_formulas)
+                              formulas=request.holdout_formulas,
+                              strict=request.holdout_strict)

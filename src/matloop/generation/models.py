@@ -64,6 +64,9 @@ class GenerationRequest(BaseModel):
     holdout_formulas: list[str] = Field(default_factory=list, description="Compositions whose "
                                         "known structures no generator may start from "
                                         "(substitution parents, random-search analogues).")
+    holdout_strict: bool = Field(default=False, description="Also drop every known structure "
+                                 "of an excluded structure type from substitution parents and "
+                                 "random-search analogues (nothing of that type left to copy).")
     substitution_sources: list[str] | None = Field(default=None, description="Parents of the "
                                                    "substitution method: store (reference "
                                                    "store or starter library), prototypes (the "
