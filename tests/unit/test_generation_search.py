@@ -77,6 +77,19 @@ def test_aflow_alone_proposes_spinel_for_mgal2o4_with_mg_tetrahedral() -> None:
     assert s.volume / len(s) == pytest.approx(8.083**3 / 56, rel=0.05)  # a = 8.083 Å
 
 
+def test_aflow_assignments_caps_the_decorations_per_prototype() -> None:
+    def labels(k: int) -> Counter:
+        cands = generate(GenerationRequest(composition="CuInS2", methods=["aflow"], n=40,
+                                           aflow_assignments=k, dedupe=False))
+        return Counter(c.provenance["aflow_label"] for c in cands)
+
+    one, three = labels(1), labels(3)
+    assert max(one.values()) == 1
+    # S stays on the anion site, so Cu and In can only swap: two acceptable assignments.
+    assert max(three.values()) == 2
+    assert set(one) == set(three)
+
+
 def test_aflow_respects_max_atoms_and_space_groups() -> None:
     cands = generate(GenerationRequest(composition="CuInS2", methods=["aflow"], n=20,
                                        max_atoms=8))
@@ -239,6 +252,13 @@ def test_random_search_with_prior_records_its_draws() -> None:
                        .spacegroup_probabilities())
     hits = sum(c.provenance["spacegroup_requested"] in known_groups for c in with_prior)
     assert hits > sum(c.provenance["spacegroup_requested"] in known_groups for c in plain)
+
+
+def test_explore_fraction_one_is_uniform_search() -> None:
+    cands = generate(GenerationRequest(composition="MgAl2O4", methods=["random"], n=4,
+                                       random_prior=True, random_explore_fraction=1.0))
+    assert {c.provenance["prior"] for c in cands} == {"uniform"}
+    assert all(c.provenance["explore_fraction"] == 1.0 for c in cands)
 
 
 # -- refinement moves -------------------------------------------------------------------------
