@@ -32,7 +32,7 @@ Approaches, each with the same budget of N MLIP relaxations (default 20):
 Two modes: ``chemsys`` (the generator is given the chemical system and must also find the
 composition, as the campaign must) writes ``rediscovery.json``; ``composition`` (the generator is
 given the target's formula: structure search proper, one search per target) writes
-``rediscovery_composition.json``. Candidates are relaxed in generation order, five at a time,
+``rediscovery_composition.json``. Candidates are relaxed in generation order, one at a time,
 and an approach stops once every target of its request has been hit.
 
 A target is rediscovered when a relaxed candidate with its reduced formula lies at most
@@ -85,8 +85,9 @@ GENERATOR_APPROACHES = APPROACHES[1:]
 MODES = ("chemsys", "composition")
 RESULT_NAMES = {"chemsys": "rediscovery", "composition": "rediscovery_composition"}
 QUERY = "Find new stable compounds in the {system} system"
-#: Candidates relaxed per batch before checking whether every target has been hit.
-CHUNK = 5
+#: Candidates relaxed per batch before checking whether every target has been hit (1: the
+#: count stops exactly at the hit; relaxations run one after another in any case).
+CHUNK = 1
 
 
 @dataclass(frozen=True)
@@ -489,8 +490,9 @@ def _table(result: dict[str, Any]) -> None:
 
 
 def merge(paths: list[Path]) -> dict[str, Any]:
-    """One result from runs of disjoint system subsets (same mode and settings), e.g. run in
-    parallel with ``--systems`` and ``--out``; the overall figures are recomputed."""
+    """One result from runs of disjoint parts (other systems, or other approaches of the same
+    systems; same mode and settings), e.g. run in parallel with ``--systems``,
+    ``--approaches`` and ``--out``; the overall figures are recomputed."""
     from matloop.errors import MatloopError
 
     parts = [json.loads(Path(p).read_text()) for p in paths]
@@ -500,12 +502,18 @@ def merge(paths: list[Path]) -> dict[str, Any]:
                            hint="merge chemsys and composition runs separately")
     per_system: dict[str, Any] = {}
     for part in parts:
-        if clash := set(per_system) & set(part["per_system"]):
-            raise MatloopError(f"systems {sorted(clash)} are in more than one file",
-                               hint="merge runs of disjoint --systems subsets")
-        per_system.update(part["per_system"])
-    approaches = tuple(dict.fromkeys(a for p in parts for a in p["overall"]))
+        for name, entry in part["per_system"].items():
+            if name not in per_system:
+                per_system[name] = json.loads(json.dumps(entry))
+                continue
+            have = per_system[name]["approaches"]
+            if clash := set(have) & set(entry["approaches"]):
+                raise MatloopError(f"{name}: approaches {sorted(clash)} are in more than one "
+                                   "file", hint="merge runs of disjoint systems or approaches")
+            have.update(entry["approaches"])
+    approaches = tuple(a for a in APPROACHES if any(a in p["overall"] for p in parts))
     settings = dict(parts[0]["settings"])
+    settings["approaches"] = list(approaches)
     settings["merged_from"] = [str(p) for p in paths]
     settings["max_atoms_per_system"] = {k: v for p in parts
                                         for k, v in p["settings"].get("max_atoms_per_system",
