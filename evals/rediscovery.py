@@ -250,14 +250,32 @@ def _how(candidate: Any) -> dict[str, Any]:
     return {k: prov[k] for k in keys if prov.get(k) is not None}
 
 
+STOPS = ("hit", "near_mp", "budget")
+
+
+def _is_hit(row: dict[str, Any], target: str, held: dict[str, Any], stop: str) -> bool:
+    """Whether a relaxed row ends the search for a target under a stop rule."""
+    e_hull = row["e_above_hull_ev_per_atom"]
+    if row["formula"] != target or row["status"] != "ok" or e_hull is None \
+            or e_hull > THRESHOLD_EV_PER_ATOM:
+        return False
+    if stop == "near_mp":
+        mp = held["mp_formation_ev_per_atom"].get(target)
+        return mp is not None and row["formation_energy_ev_per_atom"] - mp \
+            <= THRESHOLD_EV_PER_ATOM
+    return stop == "hit"
+
+
 def run_generator_approach(system: System, approach: str, budget: int, *, max_atoms: int,
                            seed: int, held: dict[str, Any], targets: tuple[str, ...] | None = None,
-                           strict: bool = False) -> dict[str, Any]:
+                           strict: bool = False, stop: str = "hit") -> dict[str, Any]:
     """Generate ``budget`` candidates with one generator and relax them in generation order,
     :data:`CHUNK` at a time, until every wanted target is hit.
 
     ``targets``: the composition to search (composition mode, one target), or None for the
-    whole chemical system.
+    whole chemical system. ``stop``: ``hit`` (within 0.05 eV/atom of the remaining hull),
+    ``near_mp`` (also within 0.05 eV/atom of MP's formation energy of the target) or
+    ``budget`` (relax every candidate).
     """
     from pymatgen.core import Structure
 
@@ -293,10 +311,8 @@ def run_generator_approach(system: System, approach: str, budget: int, *, max_at
                 "spacegroup_initial": c.spacegroup, "n_atoms": c.n_atoms,
                 "structure": Structure.from_str(p.relaxed_cif, fmt="cif") if p.relaxed_cif
                 else None})
-        if all(any(r["formula"] == t and r["status"] == "ok"
-                   and r["e_above_hull_ev_per_atom"] is not None
-                   and r["e_above_hull_ev_per_atom"] <= THRESHOLD_EV_PER_ATOM for r in rows)
-               for t in wanted):
+        if stop != "budget" and all(any(_is_hit(r, t, held, stop) for r in rows)
+                                     for t in wanted):
             break
     return {"rows": rows, "generation_seconds": round(generation_seconds, 1),
             "status": f"{len(report.candidates)} candidates ({len(report.candidates) - len(valid)}"
@@ -369,7 +385,7 @@ def _searches(system: System, mode: str) -> list[tuple[str, tuple[str, ...] | No
 
 def run(systems: list[System], budget: int, *, data_dir: Path, max_atoms: int, seed: int,
         approaches: tuple[str, ...], mode: str = "chemsys", strict: bool = False,
-        ) -> dict[str, Any]:
+        stop: str = "hit") -> dict[str, Any]:
     """Every approach on every system (each target, in composition mode); per-system and
     overall figures."""
     from matloop.config import get_settings
@@ -410,7 +426,7 @@ def run(systems: list[System], budget: int, *, data_dir: Path, max_atoms: int, s
                 else:
                     out = run_generator_approach(system, approach, budget, max_atoms=cell,
                                                  seed=seed, held=held, targets=wanted,
-                                                 strict=strict)
+                                                 strict=strict, stop=stop)
                 rows += out["rows"]
                 statuses.append(f"{label}: {out['status']}")
                 targets.update(score(out["rows"], system, held, targets=wanted,
@@ -545,6 +561,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strict", action="store_true",
                         help="also drop every known structure of a held-out type from "
                              "substitution parents and random-search analogues")
+    parser.add_argument("--stop", choices=STOPS, default="hit",
+                        help="when a generator search stops: at the first hit (default), at "
+                             "the first hit within 0.05 eV/atom of MP's formation energy, or "
+                             "after the whole budget")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--systems-file", type=Path, default=SYSTEMS_FILE)
     parser.add_argument("--merge", type=Path, nargs="+", default=None,
@@ -586,7 +606,8 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         with PeakMemory() as mem:
             result = run(systems, args.budget, data_dir=args.data, max_atoms=args.max_atoms,
-                         seed=args.seed, approaches=approaches, mode=mode, strict=args.strict)
+                         seed=args.seed, approaches=approaches, mode=mode, strict=args.strict,
+                         stop=args.stop)
         wall = time.perf_counter() - start
         print(f"\nmode {mode}")
         _table(result)
@@ -601,7 +622,9 @@ def main(argv: list[str] | None = None) -> int:
                          "reference_scale": "mp2020", "torch_threads": 1,
                          "mlip": MaterialsEngine().mlip_label, "strict_holdout": args.strict,
                          "relaxation_batches": CHUNK,
-                         "stop": "an approach stops once every target of its search is hit",
+                         "stop": f"{args.stop}: a generator search stops once every target of "
+                                 "it is hit (hit), hit near MP's formation energy (near_mp), "
+                                 "or never (budget); the campaign runs its whole budget",
                          "systems_file": str(args.systems_file.relative_to(REPO))
                          if args.systems_file.is_relative_to(REPO) else str(args.systems_file),
                          "target_labels_e_above_hull": labels,

@@ -113,7 +113,8 @@ def _judge(d: dict[str, Any]) -> str:
 HEADLINES: dict[str, Callable[[dict[str, Any]], str]] = {
     "hull_labels": _hull, "mlip_accuracy": _mlip, "throughput": _throughput,
     "generation": _generation, "retrieval": _retrieval, "surrogates": _surrogates,
-    "rediscovery": _rediscovery, "campaigns": _campaigns, "judge": _judge,
+    "rediscovery": _rediscovery, "rediscovery_composition": _rediscovery,
+    "campaigns": _campaigns, "judge": _judge,
 }
 
 
