@@ -241,3 +241,36 @@ def test_grounded_fraction_checks_numbers_and_citations_against_the_run(tmp_path
     assert got["citations"] == 6 and got["citations_grounded"] == 4
     assert got["grounded_fraction"] == pytest.approx(5 / 8)
     assert "0.7" in got["ungrounded_examples"]
+
+
+def test_rediscovery_stop_rules_and_merge_of_parallel_parts(tmp_path: Path) -> None:
+    from evals.rediscovery import _is_hit, merge, overall
+
+    held = {"mp_formation_ev_per_atom": {"AlNi": -0.66}}
+    near = {"formula": "AlNi", "status": "ok", "e_above_hull_ev_per_atom": 0.0,
+            "formation_energy_ev_per_atom": -0.65}
+    far = {**near, "formation_energy_ev_per_atom": -0.5}
+    assert _is_hit(far, "AlNi", held, "hit") and not _is_hit(far, "AlNi", held, "near_mp")
+    assert _is_hit(near, "AlNi", held, "near_mp") and not _is_hit(near, "AlNi", held, "budget")
+
+    def entry(first: int | None) -> dict:
+        return {"rediscovered": ["AlNi"] if first else [], "evaluations": first or 20,
+                "wall_seconds": 1.0,
+                "targets": {"AlNi": {"rediscovered": bool(first), "evaluations_to_first": first,
+                                     "structure_match": None,
+                                     "hit_within_threshold_of_mp": False}}}
+
+    def part(name: str, approach: str, first: int | None) -> Path:
+        per_system = {"Al-Ni": {"approaches": {approach: entry(first)}}}
+        path = tmp_path / name
+        path.write_text(json.dumps({
+            "settings": {"mode": "composition"}, "per_system": per_system,
+            "overall": overall(per_system, (approach,)), "wall_seconds": 5.0}))
+        return path
+
+    merged = merge([part("a.json", "aflow", 2), part("b.json", "random", None)])
+    assert set(merged["per_system"]["Al-Ni"]["approaches"]) == {"aflow", "random"}
+    assert merged["overall"]["aflow"]["evaluations_per_rediscovery"] == 2.0
+    assert merged["overall"]["random"]["rediscovered"] == 0
+    with pytest.raises(MatloopError, match="more than one file"):
+        merge([part("c.json", "aflow", 2), part("d.json", "aflow", 3)])
