@@ -170,7 +170,8 @@ def _composition_prior(d: dict[str, Any]) -> str:
 HEADLINES: dict[str, Callable[[dict[str, Any]], str]] = {
     "hull_labels": _hull, "mlip_accuracy": _mlip, "throughput": _throughput,
     "generation": _generation, "retrieval": _retrieval, "surrogates": _surrogates,
-    "rediscovery": _rediscovery, "campaigns": _campaigns, "judge": _judge,
+    "rediscovery": _rediscovery, "rediscovery_composition": _rediscovery,
+    "campaigns": _campaigns, "judge": _judge,
     "chat_intents": _chat_intents, "llm_server": _llm_server, "mp_references": _mp_references,
     "band_gap": _band_gap, "hardness": _hardness, "composition_prior": _composition_prior,
 }
