@@ -27,6 +27,7 @@ PROPERTY_UNITS: dict[str, str] = {
     "band_gap": "eV",
     "bulk_modulus": "GPa",
     "energy_per_atom": "eV/atom",
+    "magnetic_moment": "bohr_per_atom",
 }
 
 
