@@ -1,9 +1,12 @@
-"""Report figures drawn with matplotlib (no pyplot, no display): SVG text with glyphs as paths,
-so the figures need no fonts and no network to show.
+"""Report figures drawn with matplotlib (no display): SVG text with glyphs as paths, so the
+figures need no fonts and no network to show.
 
-* ``hull``: formation energy of candidates and reference phases against composition (a
-  binary's fraction, or the cation ratio of a ternary such as Ti/(Ba+Ti) in Ba-Ti-O), each
-  candidate joined to the hull energy at its composition; the binary hull line is drawn.
+* ``hull``: for three and four elements, the Gibbs triangle or tetrahedron of the reference
+  phases drawn by pymatgen's PDPlotter with the candidates on it
+  (:mod:`matloop.reports.phase_diagram`); for a binary, formation energy of candidates and
+  reference phases against composition, each candidate joined to the hull energy at its
+  composition, with the hull line; for five or more elements (beyond PDPlotter), the same
+  against the ratio of the two least electronegative elements.
 * ``property``: the target property (or formation energy when none was evaluated) against the
   energy above the hull, with the stability threshold.
 * ``progress``: best energy above the hull per iteration and over all iterations so far.
@@ -82,8 +85,9 @@ def _coordinate(elements: list[str]) -> tuple[str, callable]:
 
 
 def hull_plot(report: DiscoveryReport) -> Plot | None:
-    """Candidates and reference phases: formation energy against composition, each candidate
-    joined to the hull energy at its composition (the segment is its E above hull)."""
+    """Candidates and reference phases: the PDPlotter diagram of a ternary or quaternary;
+    otherwise formation energy against composition, each candidate joined to the hull energy
+    at its composition (the segment is its E above hull)."""
     cands = _usable(report)
     if not cands:
         return None
@@ -93,6 +97,10 @@ def hull_plot(report: DiscoveryReport) -> Plot | None:
     inside = [c for c in cands if _fractions(c.formula, elements) is not None]
     if not inside:
         return None
+    if len(elements) in (3, 4):
+        from matloop.reports.phase_diagram import hull_diagram
+
+        return hull_diagram(report, elements, system, inside)
     label, coord = _coordinate(elements)
     refs = [r for r in report.reference_phases if _fractions(r.formula, elements)]
     with rc_context(_STYLE), warnings.catch_warnings():
