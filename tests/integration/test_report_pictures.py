@@ -160,16 +160,18 @@ def test_binary_hull_keeps_the_formation_energy_plot() -> None:
 
 def test_callouts_sit_outside_the_triangle_and_apart() -> None:
     inside = [(0.5, 0.29), (0.45, 0.27), (0.55, 0.28), (0.62, 0.25), (0.3, 0.2)]
-    taken = [(0.75, 0.43)]  # a stable phase's label on the right edge
-    places = callouts(inside, taken)
-    for (x, y, ha), point in zip(places, inside, strict=True):
-        left = ha == "right"
-        edge = y / math.sqrt(3) if left else 1 - y / math.sqrt(3)
-        assert (x < edge) if left else (x > edge)  # beyond the edge
-        assert abs(y - point[1]) < 0.4
-    for side in ("left", "right"):
-        ys = sorted(y for _, y, ha in places if (ha == "right") == (side == "left"))
-        assert all(b - a >= 0.075 - 1e-9 for a, b in itertools.pairwise(ys))
+    crowded = [(0.6 + 0.01 * k, 0.53 + 0.003 * k) for k in range(8)]  # MP Ba-Ti-O, near TiO2
+    for points in (inside, crowded):
+        places = callouts(points)
+        for (x, y, ha), point in zip(places, points, strict=True):
+            left = ha == "right"
+            assert (x < 0 and y <= 0.62) if left else (x > 1 and y <= 0.85)  # outside
+            assert 0.02 <= y and abs(y - point[1]) < 0.4
+        for side in ("left", "right"):
+            ys = sorted(y for _, y, ha in places if (ha == "right") == (side == "left"))
+            assert all(b - a >= 0.075 - 1e-9 for a, b in itertools.pairwise(ys))
+    sides = [ha for _, _, ha in callouts(crowded)]
+    assert sorted(sides.count(ha) for ha in ("left", "right")) == [3, 5]  # balanced columns
 
 
 def test_projection_is_drawn_by_ase_in_jmol_colours(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ _PYPLOT = threading.Lock()
 #: Reference phases above the hull by less than this are drawn (squares), eV/atom.
 SHOW_UNSTABLE_EV_PER_ATOM = 0.2
 #: Compositions labelled with their best candidate.
-TOP_LABELS = 4
+TOP_LABELS = 8
 #: Recorded and recomputed E above hull may differ by this much before the caption says so.
 HULL_TOLERANCE_EV_PER_ATOM = 0.005
 _FLAG_EDGE = "#c53030"
@@ -89,23 +89,43 @@ def _restyle(fig: Any, ax: Any, *, three_d: bool) -> None:
     for text in list(ax.texts) + list(fig.texts):
         text.set_fontsize(7.5 if three_d else 8.5)
     for line in ax.lines:
+        if line.get_marker() == "s":  # above-hull squares under the hull's circles
+            line.set_zorder(1.5)
         line.set_linewidth(0.6 if three_d else min(line.get_linewidth(), 1.2))
         line.set_markersize(5 if three_d else min(line.get_markersize(), 7))
         if three_d:
             line.set_alpha(0.6)
 
 
-def _edge_x(y: float, side: str) -> float:
-    """The x of the triangle's left or right edge at height y (corners (0,0), (1,0),
-    (½,√3/2))."""
-    return y / math.sqrt(3) if side == "left" else 1 - y / math.sqrt(3)
+#: x of the two label columns beside the triangle (corners at x = 0 and 1), beyond the
+#: labels PDPlotter puts beside the phases on its edges.
+COLUMN_X = {"left": -0.1, "right": 1.1}
 
 
-def callouts(points: list[tuple[float, float]], taken: list[tuple[float, float]], *,
-             gap: float = 0.075, top: float = 0.62) -> list[tuple[float, float, str]]:
-    """Places for the labels of ``points`` just outside the triangle, beside the nearer
-    side, at about their height and at least ``gap`` apart (and from the ``taken`` label
-    anchors of that side); the top left holds the legend, so labels stay below ``top``.
+def _column(targets: list[float], *, gap: float, low: float, high: float) -> list[float]:
+    """Heights for one column of labels: each near its target, at least ``gap`` apart,
+    within [low, high] while the column fits there (a longer column runs above ``high``)."""
+    order = sorted(range(len(targets)), key=lambda i: targets[i])
+    ys = [0.0] * len(targets)
+    previous = -math.inf
+    for i in order:  # upwards: each label at least ``gap`` above the one below
+        ys[i] = previous = max(targets[i], low, previous + gap)
+    following = math.inf
+    for i in reversed(order):  # downwards: pull the column under ``high``
+        ys[i] = following = min(ys[i], high, following - gap)
+    previous = -math.inf
+    for i in order:  # upwards again: ``gap`` apart and above ``low`` whatever the room
+        ys[i] = previous = max(ys[i], previous + gap, low)
+    return ys
+
+
+def callouts(points: list[tuple[float, float]], *, gap: float = 0.075,
+             top_left: float = 0.62, top_right: float = 0.85,
+             ) -> list[tuple[float, float, str]]:
+    """Places for the labels of ``points`` in two columns outside the triangle
+    (:data:`COLUMN_X`), each label in the column of its nearer side at about its point's
+    height, at least ``gap`` apart; the top left holds the legend, so the left column stays
+    below ``top_left`` (the right one below ``top_right``) unless it is too long to fit.
 
     Returns:
         (x, y, horizontal alignment) per point, in the points' order.
@@ -118,15 +138,11 @@ def callouts(points: list[tuple[float, float]], taken: list[tuple[float, float]]
             sides[k] = other
     places: list[tuple[float, float, str]] = [(0.0, 0.0, "")] * len(points)
     for side in ("left", "right"):
-        used = [y for x, y in taken if abs(x - _edge_x(y, side)) < 0.08]
-        for i in sorted((i for i, s in enumerate(sides) if s == side),
-                        key=lambda i: -points[i][1]):
-            y = min(points[i][1], top)
-            while any(abs(y - u) < gap for u in used) and y > 0.02:
-                y -= gap / 3
-            used.append(y)
-            shift = -0.07 if side == "left" else 0.07
-            places[i] = (_edge_x(y, side) + shift, y, "right" if side == "left" else "left")
+        chosen = [i for i, s in enumerate(sides) if s == side]
+        heights = _column([points[i][1] for i in chosen], gap=gap, low=0.02,
+                          high=top_left if side == "left" else top_right)
+        for i, y in zip(chosen, heights, strict=True):
+            places[i] = (COLUMN_X[side], y, "right" if side == "left" else "left")
     return places
 
 
@@ -160,8 +176,7 @@ def _draw_candidates(ax: Any, diagram: Any, candidates: list[CandidateResult],
 def _label_triangle(ax: Any, diagram: Any, best: list[CandidateResult],
                     counts: Counter[str]) -> None:
     anchors = [_coords(diagram, c.formula) for c in best]
-    taken = [tuple(t.xy) for t in ax.texts if hasattr(t, "xy")]  # PDPlotter's labels
-    for point, c, (x, y, ha) in zip(anchors, best, callouts(anchors, taken), strict=True):
+    for point, c, (x, y, ha) in zip(anchors, best, callouts(anchors), strict=True):
         ax.annotate(_label(c, counts[c.formula]), point, xytext=(x, y), textcoords="data",
                     fontsize=7.5, color="#9b2c2c", weight="bold", ha=ha, va="center",
                     zorder=6, arrowprops={"arrowstyle": "-", "color": "#9b2c2c", "lw": 0.6,
@@ -241,7 +256,8 @@ def hull_diagram(report: DiscoveryReport, elements: list[str], system: str,
             if scatter is not None:
                 extend = "max" if max(c.e_above_hull_ev_per_atom for c in candidates) > \
                     norm.vmax else "neither"
-                bar = fig.colorbar(scatter, cax=fig.add_axes((0.87, 0.3, 0.025, 0.45)),
+                left = 0.87 if three_d else 1.0  # the triangle's labels run past the axes
+                bar = fig.colorbar(scatter, cax=fig.add_axes((left, 0.3, 0.025, 0.45)),
                                    extend=extend)
                 bar.set_label("candidate E above hull (eV/atom)")
             svg = _svg(fig)
