@@ -156,6 +156,12 @@ def test_binary_hull_keeps_the_formation_energy_plot() -> None:
     assert plot is not None
     assert "Gibbs" not in plot.caption and "tetrahedron" not in plot.caption
     assert "reference phases (circles: filled on the hull, open above it)" in plot.caption
+    # The eight compositions lowest above the hull are labelled, and only they.
+    best = sorted(report.candidates, key=lambda c: c.e_above_hull_ev_per_atom)
+    assert len(best) > 8 and "the best of each of the 8 lowest compositions" in plot.caption
+    labels = re.findall(r"<!-- (Ti\w*O\w* [+-]\d\.\d{3}) -->", plot.svg)
+    assert sorted(labels) == sorted(f"{c.formula} {c.e_above_hull_ev_per_atom:+.3f}"
+                                    for c in best[:8])
 
 
 def test_callouts_sit_outside_the_triangle_and_apart() -> None:

@@ -29,6 +29,8 @@ _STYLE = {"svg.fonttype": "path", "font.size": 9, "axes.spines.top": False,
           "axes.spines.right": False, "axes.titlesize": 10, "axes.labelsize": 9,
           "svg.hashsalt": "matloop"}
 CMAP = "viridis"
+#: Compositions labelled with their best candidate on a binary hull.
+BINARY_LABELS = 8
 #: Right edge of the property plot, eV/atom (farther candidates are counted, not drawn).
 XMAX = 0.6
 
@@ -109,9 +111,10 @@ def hull_plot(report: DiscoveryReport) -> Plot | None:
         ax = fig.add_subplot()
         rx = [coord(_fractions(r.formula, elements)) for r in refs]
         if len(elements) == 2:
-            on = sorted((x, r.formation_energy_ev_per_atom) for x, r in zip(rx, refs,
-                                                                             strict=True)
-                        if r.e_above_hull_ev_per_atom < 1e-6)
+            on = sorted({(x, r.formation_energy_ev_per_atom) for x, r in zip(rx, refs,
+                                                                              strict=True)
+                         if r.e_above_hull_ev_per_atom < 1e-6}
+                        | {(0.0, 0.0), (1.0, 0.0)})  # the elements: 0 eV/atom by definition
             ax.plot(*zip(*on, strict=True), color="#9aa5b1", lw=1, zorder=1) if on else None
         for x, r in zip(rx, refs, strict=True):
             if math.isnan(x):
@@ -133,7 +136,11 @@ def hull_plot(report: DiscoveryReport) -> Plot | None:
                         c=[c.e_above_hull_ev_per_atom for c in inside], cmap=CMAP,
                         norm=_norm(inside), marker="*", s=140, edgecolor="#c0392b", lw=0.6,
                         zorder=4)
-        for k, (formula, c) in enumerate(sorted(_best_per_formula(inside).items())):
+        labelled = sorted(_best_per_formula(inside).values(),
+                          key=lambda c: c.e_above_hull_ev_per_atom)[:BINARY_LABELS]
+        for k, c in enumerate(sorted(labelled, key=lambda c: coord(
+                _fractions(c.formula, elements)))):
+            formula = c.formula
             x = coord(_fractions(formula, elements))
             ax.annotate(f"{formula} {c.e_above_hull_ev_per_atom:+.3f}",
                         (x, c.formation_energy_ev_per_atom), xytext=(8, 10 if k % 2 else -4),
@@ -149,7 +156,8 @@ def hull_plot(report: DiscoveryReport) -> Plot | None:
     scale = report.methods.get("hull_energy_scale") or "energy scale not recorded"
     return Plot("hull", f"Candidates on the {system} hull",
                 f"{len(inside)} candidates (stars, coloured by energy above the hull; the best "
-                f"of each composition labelled with it) and {len(refs)} reference phases "
+                f"of each of the {len(labelled)} lowest compositions labelled with it, in "
+                f"eV/atom) and {len(refs)} reference phases "
                 f"(circles: filled on the hull, open above it). The red tick under each star is "
                 f"the hull energy at its composition. Energy scale: {scale}.", svg)
 
