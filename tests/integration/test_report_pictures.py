@@ -147,7 +147,8 @@ def test_quaternary_hull_is_pymatgens_tetrahedron() -> None:
     assert "Energy scale: MP2020 (mp-pack)." in plot.caption
     assert "candidate(s) lie more than" not in plot.caption  # same references, same numbers
     assert svg_group(plot.svg, "candidates").count("<use ") == 8
-    assert "<!-- a: " in plot.svg  # the lettered list of the labelled candidates
+    for c in report.candidates:  # eight compositions: each labelled beside the tetrahedron
+        assert f"<!-- {c.formula} {c.e_above_hull_ev_per_atom:+.3f} -->" in plot.svg
 
 
 def test_binary_hull_keeps_the_formation_energy_plot() -> None:

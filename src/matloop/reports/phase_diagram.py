@@ -97,6 +97,8 @@ def _restyle(fig: Any, ax: Any, *, three_d: bool) -> None:
             line.set_alpha(0.6)
 
 
+#: x of the label column right of the tetrahedron (fraction of its axes).
+TETRAHEDRON_COLUMN_X = 0.97
 #: x of the two label columns beside the triangle (corners at x = 0 and 1), beyond the
 #: labels PDPlotter puts beside the phases on its edges.
 COLUMN_X = {"left": -0.1, "right": 1.1}
@@ -185,14 +187,24 @@ def _label_triangle(ax: Any, diagram: Any, best: list[CandidateResult],
 
 def _label_tetrahedron(fig: Any, ax: Any, diagram: Any, best: list[CandidateResult],
                        counts: Counter[str]) -> None:
-    """Letters beside the stars (PDPlotter numbers the phases), explained in a list."""
-    lines = []
-    for letter, c in zip("abcdefgh", best, strict=False):
-        ax.text(*_coords(diagram, c.formula), f" {letter}", fontsize=8, color="#9b2c2c",
-                weight="bold", zorder=6)
-        lines.append(f"{letter}: {_label(c, counts[c.formula])}")
-    fig.text(0.99, 0.02, "\n".join(lines), ha="right", va="bottom", fontsize=7.5,
-             color="#9b2c2c", weight="bold")
+    """Labels in a column right of the tetrahedron, each joined to its star (PDPlotter numbers
+    the phases and lists them at the left): the stars are projected to the axes' 2-D frame as
+    drawn, so the leader lines end on them."""
+    from mpl_toolkits.mplot3d import proj3d
+
+    fig.canvas.draw()  # fixes the view the projection below uses
+    to_axes = ax.transData + ax.transAxes.inverted()
+    anchors = []
+    for c in best:
+        x, y, _ = proj3d.proj_transform(*_coords(diagram, c.formula), ax.get_proj())
+        anchors.append((float(x), float(y), *to_axes.transform((x, y))))
+    heights = _column([a[3] for a in anchors], gap=0.055, low=0.05, high=0.8)
+    for (x, y, _, _), c, height in zip(anchors, best, heights, strict=True):
+        ax.annotate(_label(c, counts[c.formula]), (x, y), xycoords="data",
+                    xytext=(TETRAHEDRON_COLUMN_X, height), textcoords="axes fraction",
+                    fontsize=7.5, color="#9b2c2c", weight="bold", ha="left", va="center",
+                    zorder=6, arrowprops={"arrowstyle": "-", "color": "#9b2c2c", "lw": 0.6,
+                                          "shrinkA": 1, "shrinkB": 4})
 
 
 def _legend(ax: Any, *, three_d: bool, above: bool, flagged: bool) -> None:
@@ -256,7 +268,7 @@ def hull_diagram(report: DiscoveryReport, elements: list[str], system: str,
             if scatter is not None:
                 extend = "max" if max(c.e_above_hull_ev_per_atom for c in candidates) > \
                     norm.vmax else "neither"
-                left = 0.87 if three_d else 1.0  # the triangle's labels run past the axes
+                left = 1.12 if three_d else 1.0  # the labels run past the axes
                 bar = fig.colorbar(scatter, cax=fig.add_axes((left, 0.3, 0.025, 0.45)),
                                    extend=extend)
                 bar.set_label("candidate E above hull (eV/atom)")
