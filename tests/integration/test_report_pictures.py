@@ -165,6 +165,36 @@ def test_binary_hull_keeps_the_formation_energy_plot() -> None:
                                     for c in best[:8])
 
 
+def test_binary_candidate_above_the_hull_is_drawn_above_the_hull_line() -> None:
+    """Three TiO2 candidates on the shipped MP Ti-O references: one on the hull (rutile's
+    MP energy), one 0.1 and one 0.3 eV/atom above it. In the SVG (y grows downwards) each
+    star sits above the hull line by its E above hull on the figure's energy scale."""
+    import numpy as np
+
+    base = mp_report("O-Ti", candidate_elements=2)
+    tio2 = next(r for r in base.reference_phases if r.formula == "TiO2")
+    assert tio2.e_above_hull_ev_per_atom == pytest.approx(0.0, abs=1e-9)  # rutile, on the hull
+    cands = [CandidateResult(id=f"c{k}", formula="TiO2", chemical_system="O-Ti", n_atoms=6,
+                             method="test", status="ok",
+                             formation_energy_ev_per_atom=tio2.formation_energy_ev_per_atom
+                             + above, e_above_hull_ev_per_atom=above)
+             for k, above in enumerate((0.0, 0.1, 0.3))]
+    plot = hull_plot(base.model_copy(update={"candidates": cands}))
+    assert plot is not None
+    path = re.search(r'<path d="([^"]+)"', svg_group(plot.svg, "hull-line")).group(1)
+    line = np.array([[float(v) for v in pair.split()]
+                     for pair in re.split(r"[ML]", path) if pair.strip()])
+    stars = [(float(x), float(y)) for x, y in re.findall(
+        r'<use [^>]*x="([\d.]+)" y="([\d.]+)"', svg_group(plot.svg, "candidates"))]
+    assert len(stars) == 3 and len({round(x, 1) for x, _ in stars}) == 1  # one composition
+    x = stars[0][0]
+    hull_y = float(np.interp(x, line[:, 0], line[:, 1]))
+    heights = sorted(hull_y - y for _, y in stars)  # SVG units above the line
+    assert heights[0] == pytest.approx(0.0, abs=0.5)  # on the line
+    assert heights[1] > 5 and heights[2] == pytest.approx(3 * heights[1], rel=0.02)
+    assert "<!-- TiO2 +0.000 -->" in plot.svg
+
+
 def test_callouts_sit_outside_the_triangle_and_apart() -> None:
     inside = [(0.5, 0.29), (0.45, 0.27), (0.55, 0.28), (0.62, 0.25), (0.3, 0.2)]
     crowded = [(0.6 + 0.01 * k, 0.53 + 0.003 * k) for k in range(8)]  # MP Ba-Ti-O, near TiO2

@@ -115,7 +115,7 @@ def hull_plot(report: DiscoveryReport) -> Plot | None:
                                                                               strict=True)
                          if r.e_above_hull_ev_per_atom < 1e-6}
                         | {(0.0, 0.0), (1.0, 0.0)})  # the elements: 0 eV/atom by definition
-            ax.plot(*zip(*on, strict=True), color="#9aa5b1", lw=1, zorder=1) if on else None
+            ax.plot(*zip(*on, strict=True), color="#9aa5b1", lw=1, zorder=1, gid="hull-line")
         for x, r in zip(rx, refs, strict=True):
             if math.isnan(x):
                 continue
@@ -135,7 +135,7 @@ def hull_plot(report: DiscoveryReport) -> Plot | None:
         sc = ax.scatter(xs, [c.formation_energy_ev_per_atom for c in inside],
                         c=[c.e_above_hull_ev_per_atom for c in inside], cmap=CMAP,
                         norm=_norm(inside), marker="*", s=140, edgecolor="#c0392b", lw=0.6,
-                        zorder=4)
+                        zorder=4, gid="candidates")
         labelled = sorted(_best_per_formula(inside).values(),
                           key=lambda c: c.e_above_hull_ev_per_atom)[:BINARY_LABELS]
         for k, c in enumerate(sorted(labelled, key=lambda c: coord(
