@@ -44,6 +44,10 @@ StructureProperty = Literal["density", "lattice_parameters", "magnetic_moment", 
 _ELASTIC = {"shear_modulus", "hardness"}
 
 
+def _default_properties() -> list[StructureProperty]:
+    return ["density", "lattice_parameters"]
+
+
 def report_progress(stage: str, done: int = 0, total: int = 0) -> None:
     """Tell the listener of :data:`TOOL_PROGRESS`, if any, what the tool is doing."""
     callback = TOOL_PROGRESS.get()
@@ -102,8 +106,9 @@ def _band_gap(args: BandGapArgs) -> BandGapOutput:
     for p in predictions:
         measured = p.measured_value is not None
         rows.append(BandGapRow(
-            formula=p.formula, band_gap_ev=round(float(p.recommended_value if measured
-                                                       else p.value), 4),
+            formula=p.formula, band_gap_ev=round(float(
+                p.recommended_value if measured and p.recommended_value is not None
+                else p.value), 4),
             basis="measured" if measured else "model",
             source=(p.measured_source or "experiment") if measured else p.source,
             measured_band_gap_ev=p.measured_value, measured_note=p.measured_note,
@@ -136,7 +141,7 @@ class StructurePropertiesArgs(BaseModel):
                                   "e.g. rutile, anatase, zincblende, wurtzite (default: the "
                                   "ground state).")
     properties: list[StructureProperty] = Field(
-        default_factory=lambda: ["density", "lattice_parameters"], min_length=1,
+        default_factory=_default_properties, min_length=1,
         description="What to compute. shear_modulus and hardness need the elastic tensor "
                     "(about 25 MLIP relaxations; a minute or more).")
     relax: bool = Field(default=True, description="Relax (cell and ions) first.")

@@ -81,8 +81,10 @@ class SystemPhases:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             decomp, _ = diagram.get_decomp_and_e_above_hull(entry, allow_negative=True)
-        return {e.name: round(float(frac), 4) for e, frac in
-                sorted(decomp.items(), key=lambda kv: -kv[1])}
+        if decomp is None:  # typed as optional by pymatgen
+            return {}
+        return {str(getattr(e, "name", e.composition.reduced_formula)): round(float(frac), 4)
+                for e, frac in sorted(decomp.items(), key=lambda kv: -kv[1])}
 
     def plot(self, *, highlight: list[str] | None = None, source: str = "") -> HullPlot | None:
         """A binary or ternary hull figure of the phases on and near the hull (None for one
