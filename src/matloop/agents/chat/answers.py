@@ -380,10 +380,12 @@ def analogs_part(result: Any) -> Part:
                  + (f" (doi:{a.doi}, {a.evidence_id})" if a.doi else f" ({a.evidence_id})"))
     if common:
         text += f"\nMost used precursors: {', '.join(common)}."
-    if temps:
+    if len(temps) == 1:
+        text += f" Highest temperature of the recipe: {temps[0]:g} °C."
+    elif temps:
         span = f"{min(temps):g}" if min(temps) == max(temps) else \
             f"{min(temps):g}-{max(temps):g}"
-        text += f" Highest temperature of each recipe: {span} °C."
+        text += f" Highest temperature of each recipe: {span} °C ({len(temps)} recipes)."
     sources = [Source(kind="doi", label=f"doi:{a.doi}", url=doi_url(a.doi))
                for a in result.analogs if a.doi]
     sources += [Source(kind="evidence", label=a.evidence_id) for a in result.analogs

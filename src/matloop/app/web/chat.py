@@ -297,11 +297,24 @@ class ChatService:
             self._busy.discard(request.thread_id)
 
     async def history(self, thread_id: str) -> list[dict[str, Any]]:
-        """The turns of a thread: user messages (with the upload's name) and answers."""
-        graph = await self.graph()
-        state = await graph.aget_state({"configurable": {"thread_id": thread_id}})
+        """The turns of a thread: user messages (with the upload's name) and answers.
+
+        Read from the checkpoint alone: showing a conversation builds no tools (the page asks
+        for it on every load, also while a campaign opens the same knowledge store)."""
+        import aiosqlite
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        from matloop.app.chat import threads_path
+
+        path = threads_path(self.runs_dir)
+        if not path.exists():
+            return []
+        async with aiosqlite.connect(str(path)) as conn:
+            saved = await AsyncSqliteSaver(conn).aget_tuple(
+                {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}})
+        values = saved.checkpoint.get("channel_values", {}) if saved else {}
         out: list[dict[str, Any]] = []
-        for m in (state.values or {}).get("messages", []):
+        for m in values.get("messages", []):
             extra = m.additional_kwargs or {}
             if m.type == "human":
                 out.append({"role": "user", "text": str(m.content),

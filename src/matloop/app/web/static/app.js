@@ -330,7 +330,9 @@ $("#chat-form").addEventListener("submit", async (e) => {
         d.classList.remove("running");
         d.classList.add(data.status === "error" || data.status === "timeout" ? "error" : "ok");
         d.querySelector("summary").textContent = `${data.name} — ${data.summary.split("\n")[0].slice(0, 120)}`;
-        d.append(h("div", {}, "result"), h("pre", { class: "result" }, data.summary));
+        // The evidence the tool returned (ids the answer may cite), under its summary.
+        const cited = (data.evidence || []).map((e) => `${e.id}  ${e.title || ""}${e.doi ? `  doi:${e.doi}` : ""}`);
+        d.append(h("div", {}, "result"), h("pre", { class: "result" }, [data.summary, ...cited].join("\n")));
       } else if (event === "token") answer.append(data.text);
       else if (event === "answer") {
         renderAnswer(answer, data.text, data.answer, data.evidence, { live: true });
