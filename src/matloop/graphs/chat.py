@@ -19,6 +19,7 @@ from langgraph.graph.message import add_messages
 from matloop import prompts
 from matloop.agents.chat.models import ConversationContext
 from matloop.agents.chat.offline import plan_turn, write_answer
+from matloop.agents.llm import call_failure
 from matloop.tools.base import Toolbox
 
 
@@ -59,32 +60,52 @@ def build_chat_graph(tools: Toolbox, *, model: Any = None, max_tool_rounds: int 
 
     def agent(state: ChatState) -> dict[str, Any]:
         bound = model.bind_tools(list(lc_tools.values()))
-        reply = bound.invoke([SystemMessage(content=prompts.system("chat")),
-                              *state["messages"]])
-        return {"messages": [reply]}
+        try:
+            reply = bound.invoke([SystemMessage(content=prompts.system("chat")),
+                                  *state["messages"]])
+        except Exception as exc:  # a model that fails answers with why, and the chat goes on
+            label = str(getattr(model, "model_name", None) or type(model).__name__)
+            failure = call_failure(exc, role="chat", model=label)
+            return {"messages": [AIMessage(
+                content=f"No answer: {failure.message}. What to do: {failure.hint}",
+                additional_kwargs={"error": failure.kind})]}
+        return {"messages": [_with_ids(reply)]}
 
     def run_tools(state: ChatState) -> dict[str, Any]:
         last = state["messages"][-1]
+        assert isinstance(last, AIMessage)
         out = []
-        for call in last.tool_calls:  # type: ignore[union-attr]
+        for call in last.tool_calls:
             name = call["name"]
             if name not in lc_tools:
                 content = json.dumps({"status": "error", "message": f"unknown tool {name!r}; "
                                       f"available: {', '.join(sorted(lc_tools))}"})
             else:
                 content = str(lc_tools[name].invoke(call.get("args") or {}))
-            out.append(ToolMessage(content=content, tool_call_id=call.get("id") or name))
+            out.append(ToolMessage(content=content, tool_call_id=call["id"]))
+        for bad in last.invalid_tool_calls:  # arguments cut off or not JSON: never run
+            out.append(ToolMessage(content=json.dumps({
+                "status": "error", "message": f"the arguments of {bad.get('name')} are not "
+                                              f"valid JSON; call it again"}),
+                tool_call_id=bad["id"]))
         return {"messages": out, "tool_rounds": state.get("tool_rounds", 0) + 1}
 
     def route(state: ChatState) -> str:
         last = state["messages"][-1]
-        if isinstance(last, AIMessage) and last.tool_calls:
+        if isinstance(last, AIMessage) and (last.tool_calls or last.invalid_tool_calls):
             return "stop" if state.get("tool_rounds", 0) >= max_tool_rounds else "tools"
         return "done"
 
     def stop(state: ChatState) -> dict[str, Any]:
-        return {"messages": [AIMessage(content=f"Stopped after {max_tool_rounds} rounds of "
-                                               f"tool calls without a final answer.")]}
+        # the pending calls get results too: a call without one breaks the next request
+        last = state["messages"][-1]
+        assert isinstance(last, AIMessage)
+        pending = [ToolMessage(content=f"not run: limit of {max_tool_rounds} tool rounds "
+                                       f"reached", tool_call_id=c["id"])
+                   for c in [*last.tool_calls, *last.invalid_tool_calls]]
+        return {"messages": [*pending, AIMessage(content=f"Stopped after {max_tool_rounds} "
+                                                         f"rounds of tool calls without a "
+                                                         f"final answer.")]}
 
     def reset(state: ChatState) -> dict[str, Any]:
         return {"tool_rounds": 0}
@@ -105,6 +126,16 @@ def build_chat_graph(tools: Toolbox, *, model: Any = None, max_tool_rounds: int 
     graph.add_edge("tools", "agent")
     graph.add_edge("stop", END)
     return graph
+
+
+def _with_ids(reply: Any) -> Any:
+    """A model reply with an id on every tool call (results are matched by id)."""
+    if not isinstance(reply, AIMessage):
+        return reply
+    calls = [{**c, "id": c.get("id") or f"call-{n}"} for n, c in enumerate(reply.tool_calls)]
+    bad = [{**c, "id": c.get("id") or f"call-x{n}"}
+           for n, c in enumerate(reply.invalid_tool_calls)]
+    return reply.model_copy(update={"tool_calls": calls, "invalid_tool_calls": bad})
 
 
 def describe_tool_output(tool: str, raw: str, tools: Toolbox | None = None) -> str:
