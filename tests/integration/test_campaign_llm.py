@@ -247,3 +247,64 @@ def test_api_keys_never_reach_events(tmp_path, tools, monkeypatch) -> None:
               error="401 for key sk-proj-1234567890abcdef")
     text = (tmp_path / "events.jsonl").read_text()
     assert "sk-live" not in text and "sk-proj" not in text and "[redacted]" in text
+
+
+def _unreachable() -> object:
+    """A real OpenAI client pointed at a port nothing listens on (connection refused)."""
+    import socket
+
+    from langchain_openai import ChatOpenAI
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return ChatOpenAI(model="down", base_url=f"http://127.0.0.1:{port}/v1", api_key="k",
+                      max_retries=0, timeout=5)
+
+
+def test_planner_that_cannot_be_reached_ends_the_run_then_resume_retries_it(tmp_path,
+                                                                           tools) -> None:
+    """A transport failure of the planner is a role failure (no KeyError in review_plan, no
+    traceback): a partial report naming the role; --resume runs the failed node again."""
+    chat = {**models(), "planner": _unreachable()}
+    campaign, report = run(tmp_path, tools, chat)
+    assert report.status.startswith("failed: plan: planner: ChatOpenAI could not be reached")
+    assert report.candidates == [] and report.hypotheses
+    log = events(campaign)
+    [failed] = [e for e in log if e["type"] == "llm_call" and not e["ok"]]
+    assert failed["role"] == "planner" and failed["failure"] == "connection"
+    assert not [e for e in log if e["type"] == "llm_fallback"]  # no silent fallback
+    assert not [e for e in log if e["type"] == "tool_call"]  # nothing ran without a plan
+    # the server is back: resume runs the plan node again and goes on to the end
+    again = resume_campaign(campaign.config.campaign_id, out_dir=tmp_path / "runs",
+                            chat_models=models(scientist=[tool_turn("ExpansionDecision",
+                                                                    DECISION)],
+                                               critic=[tool_turn("Critique", APPROVE_P)]),
+                            tools=tools)
+    final = again.run(resume=True)
+    assert final.status == NO_CANDIDATES
+    log = events(again)
+    assert [e["node"] for e in log if e["type"] == "campaign_retry"] == ["plan"]
+    assert [e["tool"] for e in log if e["type"] == "tool_call"] == [
+        "lookup_known_phases", "relax_structure"]
+
+
+def test_fallback_offline_hands_the_failed_role_over_and_the_report_says_so(tmp_path,
+                                                                           tools) -> None:
+    chat = {**models(), "planner": _unreachable(),  # the critic approves any plan
+            "critic": scripted([tool_turn("Critique", APPROVE_H), tool_turn("Critique",
+                                                                            APPROVE_P)],
+                               repeat_last=True, label="scripted:critic")}
+    campaign, report = run(tmp_path, tools, chat, fallback="offline")
+    assert not report.status.startswith("failed")
+    [switch] = [e for e in events(campaign) if e["type"] == "llm_fallback"]
+    assert switch["role"] == "planner" and "could not be reached" in switch["reason"]
+    assert report.methods["models"]["planner"] == "offline (fallback: ChatOpenAI failed)"
+    assert any("the planner model ChatOpenAI failed at plan (connection, 1 call(s))" in note
+               for note in report.limitations)
+    assert report.limitations[0].startswith("LLM fallback:")  # listed first
+    # one call to the planner's model; every later plan came from the offline planner
+    log = events(campaign)
+    assert len([e for e in log if e["type"] == "llm_call" and e["role"] == "planner"]) == 1
+    plans = [e for e in log if e["type"] == "node_end" and e["node"] == "plan"]
+    assert plans and not any(e.get("status") for e in plans)

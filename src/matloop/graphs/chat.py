@@ -69,7 +69,7 @@ def build_chat_graph(tools: Toolbox, *, model: Any = None, max_tool_rounds: int 
             return {"messages": [AIMessage(
                 content=f"No answer: {failure.message}. What to do: {failure.hint}",
                 additional_kwargs={"error": failure.kind})]}
-        return {"messages": [_with_ids(reply)]}
+        return {"messages": [_with_sources(_with_ids(reply), state["messages"])]}
 
     def run_tools(state: ChatState) -> dict[str, Any]:
         last = state["messages"][-1]
@@ -136,6 +136,39 @@ def _with_ids(reply: Any) -> Any:
     bad = [{**c, "id": c.get("id") or f"call-x{n}"}
            for n, c in enumerate(reply.invalid_tool_calls)]
     return reply.model_copy(update={"tool_calls": calls, "invalid_tool_calls": bad})
+
+
+def _with_sources(reply: Any, messages: list[AnyMessage]) -> Any:
+    """A final answer (no tool calls) with the tools that answered this turn named at its
+    end, as the offline assistant does ("Sources: ... (tool calls of this turn)."), and listed
+    in ``additional_kwargs["sources"]`` (only tools that answered, not failed calls). Replies
+    that call tools pass unchanged."""
+    if not isinstance(reply, AIMessage) or reply.tool_calls or reply.invalid_tool_calls:
+        return reply
+    turn: list[AnyMessage] = []
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage):
+            break
+        turn.append(message)
+    answered = {m.tool_call_id for m in turn if isinstance(m, ToolMessage) and _succeeded(m)}
+    sources = sorted({c["name"] for m in turn if isinstance(m, AIMessage)
+                      for c in m.tool_calls if c.get("id") in answered})
+    if not sources:
+        return reply
+    text = reply.content if isinstance(reply.content, str) else _text(reply)
+    line = f"Sources: {', '.join(sources)} (tool calls of this turn)."
+    return reply.model_copy(update={
+        "content": f"{text.rstrip()}\n\n{line}" if text.strip() else line,
+        "additional_kwargs": {**reply.additional_kwargs, "sources": sources}})
+
+
+def _succeeded(message: ToolMessage) -> bool:
+    """Whether a tool result is an answer (not an error, an unknown tool or a call not run)."""
+    try:
+        data = json.loads(_text(message))
+    except (json.JSONDecodeError, TypeError):
+        return False
+    return isinstance(data, dict) and data.get("status") not in ("error", "no_model", None)
 
 
 def describe_tool_output(tool: str, raw: str, tools: Toolbox | None = None) -> str:
