@@ -150,9 +150,15 @@ def _with_sources(reply: Any, messages: list[AnyMessage]) -> Any:
         if isinstance(message, HumanMessage):
             break
         turn.append(message)
-    answered = {m.tool_call_id for m in turn if isinstance(m, ToolMessage) and _succeeded(m)}
-    sources = sorted({c["name"] for m in turn if isinstance(m, AIMessage)
-                      for c in m.tool_calls if c.get("id") in answered})
+    found: set[str] = set()
+    names: dict[str, str] = {}  # the calls of the latest AI message (ids may repeat across)
+    for message in reversed(turn):  # oldest first
+        if isinstance(message, AIMessage):
+            names = {str(c.get("id")): c["name"] for c in message.tool_calls}
+        elif isinstance(message, ToolMessage) and _succeeded(message) and \
+                message.tool_call_id in names:
+            found.add(names[message.tool_call_id])
+    sources = sorted(found)
     if not sources:
         return reply
     text = reply.content if isinstance(reply.content, str) else _text(reply)
