@@ -198,7 +198,12 @@ def test_chat_turn_calls_a_tool_and_answers_with_its_source(
     assert isinstance(final.content, str) and final.content.strip()
     answered = [json.loads(m.content) for m in results if m.content.startswith("{")]
     print(f"chat: {len(calls)} tool call(s), answer: {final.content[:300]!r}")
-    if any(a.get("status") in ("ok", "partial") for a in answered):
+    if final.additional_kwargs.get("error"):
+        # llama-server answers HTTP 500 when the model's tool-call arguments are cut off (it
+        # fills an unbounded string argument until max_tokens): one line saying so, no source
+        assert final.content.startswith("No answer: chat: ") and "\n" not in final.content
+        assert "Sources: " not in final.content
+    elif any(a.get("status") in ("ok", "partial") for a in answered):
         assert "Sources: " in final.content and final.additional_kwargs["sources"]
     else:  # every call failed: the answer claims no source
         assert "Sources: " not in final.content
