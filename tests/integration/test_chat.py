@@ -67,7 +67,10 @@ def test_model_loop_handles_unknown_tools_and_is_bounded(tmp_path) -> None:
     tool_msgs = [m for m in out["messages"] if m.type == "tool"]
     assert "unknown tool 'run_shell'" in tool_msgs[0].content
     assert json.loads(tool_msgs[1].content)["status"] == "ok"
-    assert out["messages"][-1].content == "Na-Cl has NaCl and the elements."
+    # the tool that answered is named as the source; the unknown one is not
+    assert out["messages"][-1].content == ("Na-Cl has NaCl and the elements.\n\nSources: "
+                                           "lookup_known_phases (tool calls of this turn).")
+    assert out["messages"][-1].additional_kwargs["sources"] == ["lookup_known_phases"]
     looping = scripted([tool_turn("lookup_known_phases", {"chemsys": "Na-Cl"})],
                        repeat_last=True)
     graph = build_chat_graph(tools, model=looping, max_tool_rounds=2).compile(

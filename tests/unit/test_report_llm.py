@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from matloop.agents.llm import LLMClient
+from matloop.agents.llm import LLMClient, StructuredOutputError
 from matloop.agents.reporter import LLMReporter, OfflineReporter, make_reporter
 from matloop.schemas import DiscoveryReport, EvidenceRecord
 from tests.fakes import scripted, text_turn, tool_turn
@@ -75,17 +75,18 @@ def test_invented_number_and_doi_are_removed_and_listed(report: DiscoveryReport)
     assert out.authorship["next_steps"] == "offline"
 
 
-def test_malformed_answer_keeps_the_offline_narrative_with_the_reason(
+def test_malformed_answers_are_a_reporter_failure_after_the_retries(
         report: DiscoveryReport) -> None:
-    out = reporter(text_turn("Here is my summary, no JSON."), text_turn("{not json"),
-                   tool_turn("ReportNarrative", {"summary": 3})).narrate(report,
-                                                                          state_of(report))
-    assert out.summary == report.summary and out.discussion == ""
-    assert out.authorship["summary"] == "offline"
-    [claim] = out.removed_claims
-    assert claim.part == "narrative" and "ReportNarrative" in claim.reason
-    assert "offline narrative is kept" in claim.reason
-    assert out.usage.llm_calls == report.usage.llm_calls + 3  # one call and two retries
+    # The report node turns this into a failed status (or the offline reporter when the run
+    # allows a fallback): tests/unit/test_nodes.py.
+    llm = reporter(text_turn("Here is my summary, no JSON."), text_turn("{not json"),
+                   tool_turn("ReportNarrative", {"summary": 3}))
+    with pytest.raises(StructuredOutputError) as info:
+        llm.narrate(report, state_of(report))
+    assert info.value.role == "reporter" and info.value.kind == "malformed"
+    assert info.value.calls == 3 and len(llm.client.records) == 3  # one call, two retries
+    assert "gave no valid ReportNarrative in 3 attempts" in info.value.message
+    assert "summary: Input should be a valid string" in info.value.message
 
 
 def test_summary_with_nothing_grounded_falls_back_to_offline(report: DiscoveryReport) -> None:

@@ -81,7 +81,13 @@ class DirectAssistant:
 
 
 class LLMAssistant:
-    """Assistant role: the model issues the tool call for each step; calls are validated."""
+    """Assistant role: the model issues the tool call for each step; calls are validated.
+
+    Only the step's tool is offered (forced: the model must call it), which keeps the prompt
+    short; a step naming an unknown tool offers them all. A call may not ask for more than the
+    plan did: lists are cut to the planned length and counts to the planned number (the
+    evaluation budget was checked against the plan).
+    """
 
     def __init__(self, client: LLMClient, *, max_turns: int = 3) -> None:
         self.client = client
@@ -91,8 +97,9 @@ class LLMAssistant:
                 iteration: int, record_base: str) -> tuple[list[ToolRecord], ToolRecord]:
         """Ask for the call, run it, feed errors back; bounded turns.
 
-        Messages follow the OpenAI rule: one AI message with all its tool calls, then one
-        tool message per call id, in order.
+        Messages follow the OpenAI rule: one AI message with all its tool calls (parsed or
+        cut off), then one tool message per call id, in order. Calls run in order until one
+        of the step's tool succeeds; later calls of the same reply are answered "not run".
         """
         messages: list[BaseMessage] = [
             SystemMessage(content=prompts.system("assistant")),
@@ -100,25 +107,41 @@ class LLMAssistant:
                                               purpose=step.purpose, tool=step.tool,
                                               arguments=json.dumps(arguments)))]
         records: list[ToolRecord] = []
-        tools = runner.tools.langchain()
+        offered = runner.tools.only([step.tool]) if step.tool in runner.tools else runner.tools
+        tools = offered.langchain()
         for turn in range(self.max_turns):
-            reply = self.client.invoke(messages, role="assistant", tools=tools)
-            if not reply.tool_calls:
+            reply = _with_call_ids(self.client.invoke(messages, role="assistant", tools=tools,
+                                                      tool_choice="any",
+                                                      mechanism="tool_call"), turn)
+            if not reply.tool_calls and not reply.invalid_tool_calls:
                 messages += [reply if reply.content else AIMessage(content="(empty reply)"),
                              HumanMessage(content=f"No tool was called. Call {step.tool} now.")]
                 continue
             messages.append(reply)
+            done: ToolRecord | None = None
             for n, call in enumerate(reply.tool_calls):
-                rec = runner.call(call["name"], dict(call.get("args") or {}), step_id=step.id,
-                                  iteration=iteration, record_id=f"{record_base}-{turn}{n}")
-                records.append(rec)
-                messages.append(ToolMessage(content=rec.summary,
-                                            tool_call_id=call.get("id") or f"call-{turn}-{n}"))
-            done = [r for r in records if r.tool == step.tool and r.status in ("ok", "partial")]
-            if done:
-                return records, done[-1]
-            messages.append(HumanMessage(content="That call failed; correct it and call "
-                                                 f"{step.tool} again."))
+                if done is not None:
+                    content = f"not run: {done.id} already ran {step.tool} for this step"
+                else:
+                    args = dict(call.get("args") or {})
+                    if call["name"] == step.tool:
+                        args = within_plan(args, arguments)
+                    rec = runner.call(call["name"], args, step_id=step.id, iteration=iteration,
+                                      record_id=f"{record_base}-{turn}{n}")
+                    records.append(rec)
+                    ok = rec.tool == step.tool and rec.status in ("ok", "partial")
+                    done = rec if ok else None
+                    content = rec.summary if ok else (
+                        f"{rec.status}: {rec.summary}. Correct the arguments and call "
+                        f"{step.tool} again.")
+                messages.append(ToolMessage(content=content, tool_call_id=call["id"]))
+            for bad in reply.invalid_tool_calls:
+                messages.append(ToolMessage(
+                    content=f"not run: the arguments are not valid JSON (cut off at the output "
+                            f"limit?). Call {step.tool} again with complete arguments.",
+                    tool_call_id=bad["id"]))
+            if done is not None:
+                return records, done
         failure = ToolRecord(
             id=f"{record_base}-x", step_id=step.id, tool=step.tool, arguments=arguments,
             status="error", duration_s=sum(r.duration_s for r in records), iteration=iteration,
@@ -126,6 +149,31 @@ class LLMAssistant:
                     f"{self.max_turns} turns" + (f"; last error: {records[-1].summary}"
                                                  if records else ""))
         return records + [failure], failure
+
+
+def within_plan(args: dict[str, Any], planned: dict[str, Any]) -> dict[str, Any]:
+    """A model's arguments with no more than the plan asked for: lists no longer, counts no
+    larger than the planned ones (other arguments as the model wrote them)."""
+    out = dict(args)
+    for key, value in planned.items():
+        mine = out.get(key)
+        if isinstance(value, list) and isinstance(mine, list) and len(mine) > len(value):
+            out[key] = mine[:len(value)]
+        elif (isinstance(value, int) and not isinstance(value, bool) and
+              isinstance(mine, int | float) and not isinstance(mine, bool) and mine > value):
+            out[key] = value
+    return out
+
+
+def _with_call_ids(reply: AIMessage, turn: int) -> AIMessage:
+    """The reply with an id on every tool call (ids are how results are matched)."""
+    calls = list(reply.tool_calls or [])
+    invalid = list(reply.invalid_tool_calls or [])
+    if all(c.get("id") for c in calls) and all(c.get("id") for c in invalid):
+        return reply
+    calls = [{**c, "id": c.get("id") or f"call-{turn}-{n}"} for n, c in enumerate(calls)]
+    invalid = [{**c, "id": c.get("id") or f"call-{turn}-x{n}"} for n, c in enumerate(invalid)]
+    return reply.model_copy(update={"tool_calls": calls, "invalid_tool_calls": invalid})
 
 
 def make_assistant(client: LLMClient | None) -> DirectAssistant | LLMAssistant:

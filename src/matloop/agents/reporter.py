@@ -21,7 +21,7 @@ from pymatgen.core import Composition
 
 from matloop import prompts
 from matloop.agents.base import OFFLINE, ReportServices, candidate_table, evidence_block
-from matloop.agents.llm import LLMClient, StructuredOutputError
+from matloop.agents.llm import LLMClient
 from matloop.errors import MatloopError
 from matloop.knowledge.evidence import format_analogs_for_prompt
 from matloop.reports.grounding import KnownFacts, check_items, check_text, numbers_in
@@ -38,6 +38,8 @@ from matloop.schemas import (
 )
 from matloop.tools.retrieval import FIND_SYNTHESIS_ANALOGS, AnalogsOutput
 
+#: Notes that start with this mark a role handed to its offline policy (listed first).
+FALLBACK_NOTE = "LLM fallback:"
 LIMITATIONS = [
     "Energies come from a machine-learned interatomic potential, not DFT: typical formation-"
     "energy errors are a few tens of meV/atom, so candidates within ~0.05 eV/atom of the hull "
@@ -160,9 +162,7 @@ class OfflineReporter:
         objective: Objective | None = state.get("objective")
         candidates: list[CandidateResult] = list(state.get("candidates", []))
         ranked = rank(candidates)
-        decision = state.get("decision")
-        status = state.get("status") or (
-            "objective_met" if decision is not None and decision.objective_met else "completed")
+        status = outcome_status(state)
         hypotheses = list(state.get("hypotheses", []))
         cited = {e for h in hypotheses for e in h.evidence_ids}
         evidence = [EvidenceRef.model_validate(e.model_dump()) for e in state.get("evidence", [])
@@ -207,7 +207,10 @@ class OfflineReporter:
                                "recipes with `matloop ingest`.")
         if hull_note:
             limitations.append(hull_note)
-        limitations += [n for n in state.get("notes", []) if n not in limitations]
+        notes = list(dict.fromkeys(state.get("notes", [])))
+        fallbacks = [n for n in notes if n.startswith(FALLBACK_NOTE)]
+        limitations = fallbacks + limitations + [n for n in notes if n not in fallbacks and
+                                                 n not in limitations]
         top = distinct(ranked)[:3]
         next_steps = [f"DFT-relax {c.formula} ({c.id}) and recompute its energy above the hull "
                       f"against Materials Project references" for c in top]
@@ -225,9 +228,35 @@ class OfflineReporter:
             usage=usage,
             authorship={"summary": self.author, "report": self.author,
                         "next_steps": self.author, "limitations": self.author,
-                        **({"roles": json.dumps(roles)} if roles else {})},
+                        **({"roles": json.dumps(roles)} if roles else {}),
+                        **({"fallback": " ".join(fallbacks)} if fallbacks else {})},
         )
         return ReportBuild(report, records)
+
+
+def outcome_status(state: dict[str, Any]) -> str:
+    """How the campaign ended, never ``completed`` when nothing was evaluated.
+
+    A status set on the way (``budget_exhausted: ...``, ``failed: <node>: <why>``) stands.
+    Otherwise: ``objective_met`` (the scientist says so and an evaluated candidate meets every
+    target), ``completed`` (candidates were evaluated), ``failed: execute: assistant: every
+    plan step failed ...`` (steps ran and none succeeded) or ``no_results: <why>`` (nothing
+    was evaluated: no hypothesis approved, no candidate generated...).
+    """
+    if state.get("status"):
+        return str(state["status"])
+    candidates = [c for c in state.get("candidates", []) if c.status == "ok"]
+    decision = state.get("decision")
+    if candidates:
+        met = decision is not None and decision.objective_met and any(
+            c.meets_objective for c in candidates)
+        return "objective_met" if met else "completed"
+    steps = list((state.get("step_outputs") or {}).values())
+    if steps and all(r.status in ("error", "timeout") for r in steps):
+        return (f"failed: execute: assistant: every plan step failed ({len(steps)} of "
+                f"{len(steps)}; last: {steps[-1].summary[:160]})")
+    notes = [n for n in state.get("notes", []) if not n.startswith(FALLBACK_NOTE)]
+    return "no_results: " + (notes[-1] if notes else "no candidate was evaluated")
 
 
 def reference_hull(engine: Any, ranked: list[CandidateResult],
@@ -366,8 +395,11 @@ class LLMReporter:
     model and checked against the run's results before it is kept.
 
     Tables, numbers, cards and inputs come from :class:`OfflineReporter`. A sentence with a
-    number or citation the run does not hold is removed and listed in ``removed_claims``; an
-    answer that never validates leaves the offline narrative in place, with the reason.
+    number or citation the run does not hold is removed and listed in ``removed_claims``. A
+    model that gives no valid answer (or cannot be reached) raises
+    :class:`~matloop.agents.llm.LLMCallError`; the report node then writes the offline report
+    with a ``failed: report: ...`` status, or with the offline reporter's narrative and a
+    fallback note when the run allows it.
     """
 
     def __init__(self, client: LLMClient, *, offline: OfflineReporter | None = None) -> None:
@@ -394,13 +426,11 @@ class LLMReporter:
         authorship = dict(report.authorship)
         removed = list(report.removed_claims)
         update: dict[str, Any] = {}
-        try:
-            answer = self.client.structured(ReportNarrative, prompts.system("reporter"),
-                                            facts_for_prompt(report, state), role="reporter")
-        except StructuredOutputError as exc:
-            removed.append(RemovedClaim(part="narrative", text="(the model's whole answer)",
-                                        reason=f"{exc.message}; the offline narrative is kept"))
-            answer = None
+        # A failed call (no valid answer, server down...) raises LLMCallError: the report
+        # node then writes the offline report with a failed status, or hands the role to the
+        # offline reporter when the run allows a fallback.
+        answer = self.client.structured(ReportNarrative, prompts.system("reporter"),
+                                        facts_for_prompt(report, state), role="reporter")
         if answer is not None:
             facts = known_facts(report, state)
             summary, cut = check_text(answer.summary, facts, part="summary")

@@ -12,7 +12,7 @@ from typing import Any
 
 from matloop.agents.assistant import make_assistant
 from matloop.agents.critic import make_critic
-from matloop.agents.llm import LLMClient, make_chat_model, parse_model_string
+from matloop.agents.llm import LLMClient, RecordedModel, make_chat_model, parse_model_string
 from matloop.agents.planner import make_planner
 from matloop.agents.reporter import make_reporter
 from matloop.agents.scientist import make_scientist
@@ -26,20 +26,34 @@ from matloop.tools.registry import build_toolbox, property_models
 
 
 def chat_models_for(config: CampaignConfig) -> tuple[dict[str, Any], dict[str, str]]:
-    """Chat models by role from the configuration's model strings (one per distinct model),
-    and their labels; roles without a model are left out (offline policy)."""
-    built: dict[str, Any] = {}
+    """Chat models by role from the configuration's model strings, each with the role's output
+    limit and the run's request time limit (one client per distinct model and limit), and
+    their labels; roles without a model are left out (offline policy). The scientist's model
+    also serves the few-shot structure generator (``generator``, its own output limit)."""
+    built: dict[tuple[str, int], Any] = {}
     models: dict[str, Any] = {}
     labels: dict[str, str] = {}
-    for role in ROLES:
-        spec = parse_model_string(config.model_for(role), base_url=config.base_url)
+    for role in (*ROLES, "generator"):
+        setting = config.model_for("scientist" if role == "generator" else role)
+        spec = parse_model_string(setting, base_url=config.base_url)
         if spec is None:
             continue
-        if spec.label not in built:
-            built[spec.label] = make_chat_model(spec)
-        models[role] = built[spec.label]
+        key = (spec.label, config.max_tokens_for(role))
+        if key not in built:
+            built[key] = make_chat_model(spec, max_tokens=key[1],
+                                         timeout_s=config.llm_timeout_s)
+        models[role] = built[key]
         labels[role] = spec.label
     return models, labels
+
+
+def offline_policies(config: CampaignConfig, settings: Settings) -> dict[str, Any]:
+    """The offline policy of every role (what ``fallback="offline"`` hands a role to)."""
+    return {"scientist": make_scientist(
+                None, stability_threshold_ev_per_atom=settings.stability_threshold_ev_per_atom,
+                max_atoms=config.max_atoms),
+            "critic": make_critic(None), "planner": make_planner(None),
+            "assistant": make_assistant(None), "reporter": make_reporter(None)}
 
 
 def build_services(config: CampaignConfig, run_dir: Path, *, settings: Settings | None = None,
@@ -64,22 +78,33 @@ def build_services(config: CampaignConfig, run_dir: Path, *, settings: Settings 
         models = dict(chat_models)
         labels = {role: getattr(m, "matloop_label", type(m).__name__) for role, m in
                   models.items()}
+        if "scientist" in models:
+            models.setdefault("generator", models["scientist"])
+            labels.setdefault("generator", labels["scientist"])
+    generator = LLMClient(models["generator"], labels["generator"],
+                          max_tokens=config.max_tokens_for("generator")) \
+        if "generator" in models else None
+    labels.pop("generator", None)
     for role in ROLES:
         labels.setdefault(role, "offline")
     if tools is None:
         tools = build_toolbox(engine, run_dir=run_dir,
                               access=FileAccess.working_directory(run_dir),
-                              chat_model=models.get("scientist"))
+                              chat_model=RecordedModel(generator, role="generator")
+                              if generator is not None else None)
     services = RunServices(
         config=config, run_dir=run_dir, scientist=None, critic=None,  # type: ignore[arg-type]
         planner=None, assistant=None, reporter=None, tools=tools,  # type: ignore[arg-type]
         events=events, engine=engine, models=labels, property_models=property_models(),
-        prices=PriceTable(config.price_table))
+        prices=PriceTable(config.price_table), offline=offline_policies(config, settings))
+    if generator is not None:
+        generator.on_call = services.record_llm_call
 
     def client(role: str) -> LLMClient | None:
         if role not in models:
             return None
-        return LLMClient(models[role], labels[role], on_call=services.record_llm_call)
+        return LLMClient(models[role], labels[role], on_call=services.record_llm_call,
+                         max_tokens=config.max_tokens_for(role))
 
     services.scientist = make_scientist(
         client("scientist"),

@@ -107,13 +107,16 @@ class CampaignRun:
             graph = build_graph().compile(checkpointer=saver)
             payload: Any = None if resume else {"query": self.config.query,
                                                 "campaign_id": self.config.campaign_id}
+            thread: dict[str, Any] = self.thread
             if resume and not graph.get_state(self.thread).values:
                 raise MatloopError(f"campaign {self.config.campaign_id} has no checkpoint",
                                    hint="start it again without --resume")
+            if resume:
+                thread = self._retry_point(graph, events) or thread
             while True:
                 # durability="sync": each node's checkpoint is on disk before the next node
                 # starts, so a killed process never redoes a finished step.
-                for _ in graph.stream(payload, self.thread, context=self.context,
+                for _ in graph.stream(payload, thread, context=self.context,
                                       stream_mode="updates", durability="sync"):
                     if should_stop is not None and should_stop():
                         events.write("campaign_stopped", campaign_id=self.config.campaign_id)
@@ -128,12 +131,36 @@ class CampaignRun:
                     raise MatloopError("the plan needs approval but no one can answer",
                                        hint="pass --yes for batch runs")
                 payload = Command(resume=self.approve(pending[0].value))
+                thread = self.thread
             values = snapshot.values
         report = values.get("report")
         if report is None:
             raise MatloopError(f"campaign {self.config.campaign_id} ended without a report")
         events.write("campaign_end", status=values.get("status"))
         return report
+
+    def _retry_point(self, graph: Any, events: Any) -> dict[str, Any] | None:
+        """For a campaign that ended ``failed: <node>: ...``: the checkpoint just before that
+        node ran, so a resume runs the failed node again (e.g. once the model server is back)
+        and goes on from there. None for any other campaign."""
+        latest = graph.get_state(self.thread)
+        status = str(latest.values.get("status") or "")
+        if latest.next or not status.startswith("failed: "):
+            return None
+        failed_node = status.split(": ", 2)[1]
+        history = list(graph.get_state_history(self.thread))  # newest first
+        if failed_node != "report":  # a node failure, not a status the reporter derived
+            before = next((s for s in history if "report" in s.next), None)
+            if before is None or not str(before.values.get("status") or "").startswith(
+                    "failed: "):
+                return None
+        for snapshot in history:
+            if failed_node in snapshot.next and not str(
+                    snapshot.values.get("status") or "").startswith("failed: "):
+                events.write("campaign_retry", campaign_id=self.config.campaign_id,
+                             node=failed_node, failed=status)
+                return {**self.thread, "configurable": dict(snapshot.config["configurable"])}
+        return None
 
     def state(self) -> dict[str, Any]:
         """The latest checkpointed state (typed values)."""
@@ -148,8 +175,12 @@ def start_campaign(query: str, *, out_dir: str | Path = "runs", llm: str = "none
                    base_url: str | None = None, max_atoms: int = 20,
                    campaign_id: str | None = None, settings: Settings | None = None,
                    chat_models: dict[str, Any] | None = None, tools: Toolbox | None = None,
-                   approve: Approver | None = None) -> CampaignRun:
+                   approve: Approver | None = None, llm_max_tokens: dict[str, int] | None = None,
+                   llm_timeout_s: float | None = None, fallback: str = "none") -> CampaignRun:
     """Create a run directory and its configuration; call ``.run()`` on the result.
+
+    ``llm_max_tokens`` (output tokens per role), ``llm_timeout_s`` and ``fallback``
+    (``none`` or ``offline``) are the :class:`CampaignConfig` fields of the same names.
 
     Raises:
         MatloopError: An empty query, an unknown role or an invalid setting.
@@ -165,7 +196,8 @@ def start_campaign(query: str, *, out_dir: str | Path = "runs", llm: str = "none
             query=query, campaign_id=campaign_id or new_campaign_id(), llm=llm,
             role_models=role_models or {}, base_url=base_url, mlip=mlip or settings.mlip,
             budget=budget or Budget(), seed=seed, require_approval=require_approval,
-            max_atoms=max_atoms)
+            max_atoms=max_atoms, llm_max_tokens=llm_max_tokens or {}, fallback=fallback,
+            **({"llm_timeout_s": llm_timeout_s} if llm_timeout_s is not None else {}))
     except ValueError as exc:
         raise MatloopError(f"invalid campaign settings: {str(exc).splitlines()[-1].strip()}",
                            hint="see matloop campaign --help") from exc
@@ -217,7 +249,9 @@ def run_campaign(query: str, *, out_dir: str | Path = "runs", llm: str = "none",
                  settings: Settings | None = None, chat_models: dict[str, Any] | None = None,
                  tools: Toolbox | None = None,
                  on_event: Callable[[dict[str, Any]], None] | None = None,
-                 write_files: bool = True) -> DiscoveryReport:
+                 write_files: bool = True, llm_max_tokens: dict[str, int] | None = None,
+                 llm_timeout_s: float | None = None, fallback: str = "none",
+                 ) -> DiscoveryReport:
     """Run a campaign to the end and return its report (the notebook entry point).
 
     Args:
@@ -236,6 +270,10 @@ def run_campaign(query: str, *, out_dir: str | Path = "runs", llm: str = "none",
         tools: A toolbox to use instead of the default tools.
         on_event: Receives every event as it happens.
         write_files: Write report.json/md/html, cards and DFT inputs into the run directory.
+        llm_max_tokens: Output tokens per LLM call, by role (defaults per role).
+        llm_timeout_s: Time limit of one LLM request, s.
+        fallback: ``none`` (a failing role model ends the campaign with a partial report) or
+            ``offline`` (its offline policy takes over; the report says so).
 
     Plans are approved automatically (use :func:`start_campaign` with ``approve=`` to review
     them).
@@ -243,7 +281,8 @@ def run_campaign(query: str, *, out_dir: str | Path = "runs", llm: str = "none",
     run = start_campaign(query, out_dir=out_dir, llm=llm, role_models=role_models, budget=budget,
                          mlip=mlip, seed=seed, base_url=base_url, max_atoms=max_atoms,
                          campaign_id=campaign_id, settings=settings, chat_models=chat_models,
-                         tools=tools)
+                         tools=tools, llm_max_tokens=llm_max_tokens, llm_timeout_s=llm_timeout_s,
+                         fallback=fallback)
     report = run.run(on_event=on_event)
     if write_files:
         report = write_report_files(report, run.run_dir).report

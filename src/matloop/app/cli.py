@@ -189,9 +189,14 @@ def _print_event(event: dict) -> None:
         colour = "green" if event.get("status") in ("ok", "partial") else "red"
         console.print(f"   [{colour}]{event.get('tool')}[/] {event.get('summary', '')} "
                       f"[dim]({event.get('duration_s', 0):.1f} s)[/]")
+    elif kind == "llm_call" and event.get("ok") is False:
+        console.print(f"   [red]{event.get('role')} {event.get('model')} failed:[/] "
+                      f"{event.get('error')}")
     elif kind == "llm_call":
+        how = f", {event['mechanism']}" if event.get("mechanism") else ""
         console.print(f"   [magenta]{event.get('role')}[/] {event.get('model')} "
-                      f"{event.get('input_tokens', 0)}+{event.get('output_tokens', 0)} tokens")
+                      f"{event.get('input_tokens', 0)}+{event.get('output_tokens', 0)} tokens "
+                      f"[dim]({event.get('latency_s', 0):.1f} s{how})[/]")
     elif kind == "node_error":
         console.print(f"   [red]{event.get('node')} failed:[/] {event.get('error')}")
 
@@ -229,8 +234,15 @@ def campaign(
     resume: Annotated[str | None, typer.Option(help="Continue the campaign with this thread id.")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Approve plans without asking (batch runs).")] = False,
     campaign_id: Annotated[str | None, typer.Option(help="Thread id to use for a new campaign.")] = None,
+    llm_max_tokens: Annotated[list[str] | None, typer.Option("--llm-max-tokens", help="ROLE=N: output tokens per LLM call of a role (scientist, planner, critic, assistant, reporter, generator); defaults 1500/1500/1000/512/1500/1024.")] = None,
+    llm_timeout: Annotated[float | None, typer.Option("--llm-timeout", help="Time limit of one LLM request, seconds (default 300).")] = None,
+    fallback: Annotated[str, typer.Option("--fallback", help="none: a role whose model fails ends the campaign with a partial report (exit code 1); offline: its offline policy takes over for the rest of the run and the report says so.")] = "none",
 ) -> None:
-    """Run (or resume) a discovery campaign and write its report."""
+    """Run (or resume) a discovery campaign and write its report.
+
+    Exit code 0 when the campaign ends (completed, objective_met, budget_exhausted,
+    no_results), 1 when it ends ``failed: ...`` (its partial report is still written), 2 for
+    bad input."""
     from matloop.app.campaign import resume_campaign, start_campaign
     from matloop.runtime import Budget
 
@@ -247,13 +259,25 @@ def campaign(
                 if not sep:
                     raise MatloopError(f"--role-model {item!r} is not ROLE=PROVIDER:MODEL")
                 roles[role.strip()] = model.strip()
+            limits = {}
+            for item in llm_max_tokens or []:
+                role, sep, value = item.partition("=")
+                if not sep or not value.strip().isdigit():
+                    raise MatloopError(f"--llm-max-tokens {item!r} is not ROLE=N",
+                                       hint="e.g. --llm-max-tokens scientist=800")
+                limits[role.strip()] = int(value)
+            if fallback not in ("none", "offline"):
+                raise MatloopError(f"--fallback {fallback!r} is not none or offline",
+                                   hint="--fallback offline hands a failing role to its "
+                                        "offline policy")
             budget = Budget(max_iterations=max_iterations, max_evaluations=max_evaluations,
                             max_llm_calls=max_llm_calls, max_tokens=max_tokens,
                             max_cost_usd=budget_usd, max_wall_time_s=max_wall_time)
             run = start_campaign(query, out_dir=out, llm=llm, role_models=roles, budget=budget,
                                  mlip=mlip, seed=seed, require_approval=not yes,
                                  base_url=base_url, max_atoms=max_atoms,
-                                 campaign_id=campaign_id)
+                                 campaign_id=campaign_id, llm_max_tokens=limits,
+                                 llm_timeout_s=llm_timeout, fallback=fallback)
         console.print(f"campaign [bold]{run.config.campaign_id}[/] in {run.run_dir} "
                       f"(resume with --resume {run.config.campaign_id})")
         report = run.run(resume=bool(resume), on_event=_print_event)
@@ -266,6 +290,8 @@ def campaign(
     _print_report(report)
     out.mkdir(parents=True, exist_ok=True)
     console.print("report: " + ", ".join(str(p) for p in paths))
+    if report.status.startswith("failed"):
+        raise typer.Exit(code=1)
 
 
 def _print_report(report) -> None:

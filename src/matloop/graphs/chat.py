@@ -48,6 +48,7 @@ from matloop.agents.chat.compose import rich_parts, write_answer
 from matloop.agents.chat.intents import understand
 from matloop.agents.chat.models import ChatAnswer, ConversationContext
 from matloop.agents.chat.offline import ChatTurn, ToolCall, plan_turn
+from matloop.agents.llm import call_failure
 from matloop.tools.base import Toolbox
 from matloop.tools.properties import TOOL_PROGRESS
 
@@ -153,13 +154,17 @@ def build_chat_graph(tools: Toolbox, *, model: Any = None, max_tool_rounds: int 
             reply = bound.invoke([SystemMessage(content=prompts.system("chat")),
                                   *_for_model(state["messages"])])
         except Exception as exc:  # noqa: BLE001 - any provider failure: the floor answers
-            return {"model_error": f"{type(exc).__name__}: {str(exc)[:300]}"}
-        return {"messages": [reply], "model_error": None}
+            label = str(getattr(model, "model_name", None) or type(model).__name__)
+            failure = call_failure(exc, role="chat", model=label)
+            return {"model_error": f"{failure.message}; what to do: {failure.hint}"}
+        return {"messages": [_with_sources(_with_ids(reply), state["messages"])],
+                "model_error": None}
 
     def run_tools(state: ChatState) -> dict[str, Any]:
         last = state["messages"][-1]
+        assert isinstance(last, AIMessage)
         out = []
-        for call in last.tool_calls:  # type: ignore[union-attr]
+        for call in last.tool_calls:
             name = call["name"]
             if name not in lc_tools:
                 content = json.dumps({"status": "error", "message": f"unknown tool {name!r}; "
@@ -168,6 +173,11 @@ def build_chat_graph(tools: Toolbox, *, model: Any = None, max_tool_rounds: int 
                 content = call_tool(name, call.get("args") or {})
             out.append(ToolMessage(content=content, name=name,
                                    tool_call_id=call.get("id") or name))
+        for bad in last.invalid_tool_calls:  # arguments cut off or not JSON: never run
+            out.append(ToolMessage(content=json.dumps({
+                "status": "error", "message": f"the arguments of {bad.get('name')} are not "
+                                              f"valid JSON; call it again"}),
+                name=bad.get("name") or "invalid", tool_call_id=bad.get("id") or "invalid"))
         return {"messages": out, "tool_rounds": state.get("tool_rounds", 0) + 1}
 
     def reading(state: ChatState) -> Any:
@@ -184,7 +194,7 @@ def build_chat_graph(tools: Toolbox, *, model: Any = None, max_tool_rounds: int 
         if state.get("model_error"):
             return "floor"
         last = state["messages"][-1]
-        if isinstance(last, AIMessage) and last.tool_calls:
+        if isinstance(last, AIMessage) and (last.tool_calls or last.invalid_tool_calls):
             return "floor" if state.get("tool_rounds", 0) >= max_tool_rounds else "tools"
         u = reading(state)
         if not tools_used(state) and u.intent in FLOOR_INTENTS and not u.missing and \
@@ -227,8 +237,9 @@ def build_chat_graph(tools: Toolbox, *, model: Any = None, max_tool_rounds: int 
         last = state["messages"][-1]
         unanswered = [ToolMessage(content=json.dumps({
             "status": "error", "message": "not run: the tool-round limit was reached"}),
-            name=c["name"], tool_call_id=c.get("id") or c["name"])
-            for c in (last.tool_calls if isinstance(last, AIMessage) and rounds else [])]
+            name=c.get("name") or "invalid", tool_call_id=c.get("id") or str(c.get("name")))
+            for c in ([*last.tool_calls, *last.invalid_tool_calls]
+                      if isinstance(last, AIMessage) and rounds else [])]
         if u.missing or u.intent not in FLOOR_INTENTS:
             text = (f"No answer: {why}." if error or rounds else _text(last))
             return {"messages": [*unanswered, AIMessage(content=text)], "model_error": None}
@@ -260,6 +271,55 @@ def build_chat_graph(tools: Toolbox, *, model: Any = None, max_tool_rounds: int 
     graph.add_edge("finish", END)
     graph.add_edge("floor", END)
     return graph
+
+
+def _with_ids(reply: Any) -> Any:
+    """A model reply with an id on every tool call (results are matched by id)."""
+    if not isinstance(reply, AIMessage):
+        return reply
+    calls = [{**c, "id": c.get("id") or f"call-{n}"} for n, c in enumerate(reply.tool_calls)]
+    bad = [{**c, "id": c.get("id") or f"call-x{n}"}
+           for n, c in enumerate(reply.invalid_tool_calls)]
+    return reply.model_copy(update={"tool_calls": calls, "invalid_tool_calls": bad})
+
+
+def _with_sources(reply: Any, messages: list[AnyMessage]) -> Any:
+    """A final answer (no tool calls) with the tools that answered this turn named at its
+    end, as the offline assistant does ("Sources: ... (tool calls of this turn)."), and listed
+    in ``additional_kwargs["sources"]`` (only tools that answered, not failed calls). Replies
+    that call tools pass unchanged."""
+    if not isinstance(reply, AIMessage) or reply.tool_calls or reply.invalid_tool_calls:
+        return reply
+    turn: list[AnyMessage] = []
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage):
+            break
+        turn.append(message)
+    found: set[str] = set()
+    names: dict[str, str] = {}  # the calls of the latest AI message (ids may repeat across)
+    for message in reversed(turn):  # oldest first
+        if isinstance(message, AIMessage):
+            names = {str(c.get("id")): c["name"] for c in message.tool_calls}
+        elif isinstance(message, ToolMessage) and _succeeded(message) and \
+                message.tool_call_id in names:
+            found.add(names[message.tool_call_id])
+    sources = sorted(found)
+    if not sources:
+        return reply
+    text = reply.content if isinstance(reply.content, str) else _text(reply)
+    line = f"Sources: {', '.join(sources)} (tool calls of this turn)."
+    return reply.model_copy(update={
+        "content": f"{text.rstrip()}\n\n{line}" if text.strip() else line,
+        "additional_kwargs": {**reply.additional_kwargs, "sources": sources}})
+
+
+def _succeeded(message: ToolMessage) -> bool:
+    """Whether a tool result is an answer (not an error, an unknown tool or a call not run)."""
+    try:
+        data = json.loads(_text(message))
+    except (json.JSONDecodeError, TypeError):
+        return False
+    return isinstance(data, dict) and data.get("status") not in ("error", "no_model", None)
 
 
 def describe_tool_output(tool: str, raw: str, tools: Toolbox | None = None) -> str:

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
 from pydantic import AliasChoices, BaseModel, Field, field_validator
@@ -29,6 +29,12 @@ from matloop.tools.base import Toolbox
 from matloop.tools.runner import ToolRunner
 
 ROLES = ("scientist", "planner", "critic", "assistant", "reporter")
+#: Output limits per role (tokens): each fits the role's largest structured answer with its
+#: bounded schema; "generator" is the few-shot structure generator (the scientist's model).
+DEFAULT_MAX_TOKENS: dict[str, int] = {"scientist": 1500, "planner": 1500, "critic": 1000,
+                                      "assistant": 512, "reporter": 1500, "generator": 1024}
+#: Time limit of one LLM request (s): local CPU servers answer in minutes, not seconds.
+DEFAULT_LLM_TIMEOUT_S = 300.0
 #: Thread ids are folder names: letters, digits, dot, dash, underscore; no leading dot.
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 
@@ -59,6 +65,17 @@ class CampaignConfig(BaseModel):
     tool_timeout_s: float = Field(default=1800.0, gt=0, description="Time limit per tool call, "
                                                                      "s.")
     price_table: str | None = Field(default=None, description="Price table JSON path.")
+    llm_max_tokens: dict[str, int] = Field(
+        default_factory=dict, description="Output tokens per LLM call, by role (scientist, "
+                                          "planner, critic, assistant, reporter, generator); "
+                                          "unset roles use DEFAULT_MAX_TOKENS.")
+    llm_timeout_s: float = Field(default=DEFAULT_LLM_TIMEOUT_S, gt=0,
+                                 description="Time limit of one LLM request, s.")
+    fallback: Literal["none", "offline"] = Field(
+        default="none", description="What happens when a role's model fails: none ends the "
+                                    "campaign with a partial report; offline hands the role to "
+                                    "its offline policy for the rest of the run (the report "
+                                    "says so).")
 
     @field_validator("role_models")
     @classmethod
@@ -68,9 +85,25 @@ class CampaignConfig(BaseModel):
             raise ValueError(f"unknown role(s) {', '.join(unknown)}; roles: {', '.join(ROLES)}")
         return value
 
+    @field_validator("llm_max_tokens")
+    @classmethod
+    def _known_limits(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(value) - set(DEFAULT_MAX_TOKENS))
+        if unknown:
+            raise ValueError(f"unknown role(s) {', '.join(unknown)} in llm_max_tokens; roles: "
+                             f"{', '.join(DEFAULT_MAX_TOKENS)}")
+        bad = sorted(k for k, v in value.items() if v < 16)
+        if bad:
+            raise ValueError(f"llm_max_tokens of {', '.join(bad)} must be at least 16")
+        return value
+
     def model_for(self, role: str) -> str:
         """The model setting of one role."""
         return self.role_models.get(role, self.llm)
+
+    def max_tokens_for(self, role: str) -> int:
+        """Output tokens per call of one role."""
+        return self.llm_max_tokens.get(role, DEFAULT_MAX_TOKENS.get(role, 1024))
 
 
 @dataclass
@@ -91,6 +124,8 @@ class RunServices:
     property_models: set[str] = field(default_factory=set)
     prices: PriceTable = field(default_factory=PriceTable)
     methods: dict[str, Any] = field(default_factory=dict)
+    offline: dict[str, Any] = field(default_factory=dict)
+    fallbacks: dict[str, str] = field(default_factory=dict)
     pending: Usage = field(default_factory=Usage)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -114,8 +149,29 @@ class RunServices:
         self.events.write("llm_call", role=rec.role, model=rec.model,
                           input_tokens=rec.input_tokens, output_tokens=rec.output_tokens,
                           latency_s=round(rec.latency_s, 3), ok=rec.ok, error=rec.error,
-                          cost_usd=cost, **({"mechanism": rec.mechanism}
-                                            if getattr(rec, "mechanism", None) else {}))
+                          cost_usd=cost, **{name: getattr(rec, attr) for name, attr in
+                                            (("mechanism", "mechanism"), ("failure", "kind"),
+                                             ("finish_reason", "finish_reason"))
+                                            if getattr(rec, attr, None)})
+
+    def fall_back(self, role: str, reason: str) -> bool:
+        """Hand a failed role to its offline policy for the rest of the run, when the
+        configuration allows it (``fallback="offline"``); the switch is logged.
+
+        Returns:
+            Whether the role now runs offline.
+        """
+        policy = self.offline.get(role)
+        if self.config.fallback != "offline" or policy is None or role in self.fallbacks or \
+                getattr(self, role, None) is policy:
+            return False
+        setattr(self, role, policy)
+        model = self.models.get(role, "?")
+        self.fallbacks[role] = reason
+        self.models[role] = f"offline (fallback: {model} failed)"
+        self.methods.setdefault("models", {})[role] = self.models[role]
+        self.events.write("llm_fallback", role=role, model=model, reason=reason)
+        return True
 
     def spend(self, **counts: int) -> None:
         """Count tool calls, MLIP evaluations or iterations spent by the current node."""

@@ -17,6 +17,8 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from matloop.agents.assistant import StepInputError, resolve_inputs
+from matloop.agents.llm import LLMCallError
+from matloop.agents.reporter import FALLBACK_NOTE, OfflineReporter
 from matloop.agents.scoring import score
 from matloop.errors import MatloopError
 from matloop.graphs.context import CampaignContext, RunServices, services_for
@@ -66,12 +68,7 @@ def node(name: str) -> Callable[[NodeFn], Callable[..., dict[str, Any]]]:
                 update: dict[str, Any] = {"status": f"budget_exhausted: {limit}",
                                           "last_verdict": "give_up"}
             else:
-                try:
-                    update = fn(state, services)
-                except MatloopError as exc:  # a role that cannot answer ends the campaign
-                    services.events.write("node_error", node=name, error=str(exc))
-                    update = {"status": f"failed: {name}: {exc.message}",
-                              "notes": [f"{name} failed: {exc}"], "last_verdict": "give_up"}
+                update = _guarded(name, fn, state, services)
             update["usage"] = services.take_usage(state.get("usage"),
                                                   time.perf_counter() - started)
             if update.get("report") is not None:  # the report counts its own node too
@@ -85,6 +82,50 @@ def node(name: str) -> Callable[[NodeFn], Callable[..., dict[str, Any]]]:
         run.policy = fn  # type: ignore[attr-defined]  # the unwrapped node, for tests
         return run
     return wrap
+
+
+def _guarded(name: str, fn: NodeFn, state: CampaignState, services: RunServices,
+             ) -> dict[str, Any]:
+    """Run a node; a role that cannot answer either hands over to its offline policy
+    (``fallback="offline"``) or ends the campaign with a ``failed:`` status. The report is
+    written either way."""
+    try:
+        return fn(state, services)
+    except LLMCallError as exc:
+        services.events.write("node_error", node=name, role=exc.role, failure=exc.kind,
+                              calls=exc.calls, error=str(exc))
+        if not (exc.role and services.fall_back(exc.role, exc.message)):
+            return _failed(name, exc, state, services)
+        note = (f"{FALLBACK_NOTE} the {exc.role} model {exc.model} failed at {name} "
+                f"({exc.kind}, {exc.calls} call(s)): {exc.message}. The offline {exc.role} "
+                f"policy did the {exc.role}'s work from then on (fallback offline).")
+        try:
+            update = fn(state, services)
+        except MatloopError as again:
+            services.events.write("node_error", node=name, error=str(again))
+            update = _failed(name, again, state, services)
+        update["notes"] = [note, *update.get("notes", [])]
+        return update
+    except MatloopError as exc:  # a role that cannot answer ends the campaign
+        services.events.write("node_error", node=name, error=str(exc))
+        return _failed(name, exc, state, services)
+
+
+def _failed(name: str, exc: MatloopError, state: CampaignState, services: RunServices,
+            ) -> dict[str, Any]:
+    """The update of a node whose role failed: ``failed: <node>: <why>``; a failed report
+    node still yields the report, built by the offline reporter with that status."""
+    calls = getattr(exc, "calls", None)
+    note = f"{name} failed" + (f" after {calls} LLM call(s)" if calls else "") + f": {exc}"
+    status = f"failed: {name}: {exc.message}"
+    if name != "report":
+        return {"status": status, "notes": [note], "last_verdict": "give_up"}
+    reporter = services.offline.get("reporter") or OfflineReporter()
+    built = reporter.build({**state, "status": state.get("status") or status,
+                            "notes": [*state.get("notes", []), note]}, services)
+    services.spend(tool_calls=len(built.tool_records))
+    return {"report": built.report, "status": built.report.status, "notes": [note],
+            "tool_records": built.tool_records}
 
 
 def _objective(state: CampaignState) -> Objective:

@@ -13,7 +13,7 @@ import queue
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -27,7 +27,12 @@ from matloop.app.web.runs import (
 )
 from matloop.config import Settings
 from matloop.errors import MatloopError
-from matloop.graphs.context import ROLES, CampaignConfig, new_campaign_id
+from matloop.graphs.context import (
+    DEFAULT_MAX_TOKENS,
+    ROLES,
+    CampaignConfig,
+    new_campaign_id,
+)
 from matloop.runtime import Budget, EventLog, strip_url_credentials
 from matloop.schemas import Plan
 
@@ -60,6 +65,14 @@ class CampaignRequest(BaseModel):
     seed: int = Field(default=0, description="Seed of every stochastic step.")
     max_atoms: int = Field(default=20, ge=1, le=200, description="Largest generated cell, "
                                                                  "atoms.")
+    fallback: Literal["none", "offline"] = Field(
+        default="none", description="none: a role whose model fails ends the campaign with a "
+                                    "partial report; offline: its offline policy takes over "
+                                    "and the report says so.")
+    llm_max_tokens: dict[str, int] = Field(default_factory=dict,
+                                           description="Output tokens per LLM call, by role.")
+    llm_timeout_s: float | None = Field(default=None, gt=0, le=3600,
+                                        description="Time limit of one LLM request, s.")
 
     @field_validator("query")
     @classmethod
@@ -74,6 +87,15 @@ class CampaignRequest(BaseModel):
         unknown = sorted(set(value) - set(ROLES))
         if unknown:
             raise ValueError(f"unknown roles {unknown}; roles: {', '.join(ROLES)}")
+        return value
+
+    @field_validator("llm_max_tokens")
+    @classmethod
+    def _known_limits(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(value) - set(DEFAULT_MAX_TOKENS))
+        if unknown or any(v < 16 for v in value.values()):
+            raise ValueError(f"llm_max_tokens takes roles {', '.join(DEFAULT_MAX_TOKENS)} "
+                             f"with at least 16 tokens each")
         return value
 
     @field_validator("mlip")
@@ -172,7 +194,9 @@ class CampaignManager:
                 query=request.query, campaign_id=run_id, llm=request.llm or self.llm,
                 role_models=request.role_models, base_url=self.base_url,
                 mlip=request.mlip or self.settings.mlip, budget=budget, seed=request.seed,
-                require_approval=request.require_approval, max_atoms=request.max_atoms)
+                require_approval=request.require_approval, max_atoms=request.max_atoms,
+                fallback=request.fallback, llm_max_tokens=request.llm_max_tokens,
+                **({"llm_timeout_s": request.llm_timeout_s} if request.llm_timeout_s else {}))
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "config.json").write_text(config_file_text(config))
             job = self._launch(config, run_dir, resume=False)
