@@ -7,6 +7,7 @@ objects; the command line, the Python API, the web app and the LangGraph server 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,16 @@ def chat_models_for(config: CampaignConfig) -> tuple[dict[str, Any], dict[str, s
     return models, labels
 
 
+def progress_to(events: EventLog) -> Callable[[str, str, int, int], None]:
+    """A tool-progress callback that writes ``progress`` events (tool, stage, done, total):
+    the command line and the web app show them while a tool call runs."""
+
+    def write(tool: str, stage: str, done: int, total: int) -> None:
+        events.write("progress", tool=tool, stage=stage, done=done, total=total)
+
+    return write
+
+
 def build_services(config: CampaignConfig, run_dir: Path, *, settings: Settings | None = None,
                    chat_models: dict[str, Any] | None = None, tools: Toolbox | None = None,
                    engine: MaterialsEngine | None = None) -> RunServices:
@@ -69,7 +80,8 @@ def build_services(config: CampaignConfig, run_dir: Path, *, settings: Settings 
     if tools is None:
         tools = build_toolbox(engine, run_dir=run_dir,
                               access=FileAccess.working_directory(run_dir),
-                              chat_model=models.get("scientist"))
+                              chat_model=models.get("scientist"),
+                              progress=progress_to(events))
     services = RunServices(
         config=config, run_dir=run_dir, scientist=None, critic=None,  # type: ignore[arg-type]
         planner=None, assistant=None, reporter=None, tools=tools,  # type: ignore[arg-type]

@@ -23,7 +23,7 @@ from pydantic import AliasChoices, BaseModel, Field, field_validator
 
 from matloop.agents.base import Assistant, Critic, Planner, Reporter, Scientist
 from matloop.errors import MatloopError
-from matloop.runtime import Budget, EventLog, PriceTable
+from matloop.runtime import Budget, EventLog, PriceTable, scrub_text
 from matloop.schemas import Usage
 from matloop.tools.base import Toolbox
 from matloop.tools.runner import ToolRunner
@@ -67,6 +67,12 @@ class CampaignConfig(BaseModel):
         if unknown:
             raise ValueError(f"unknown role(s) {', '.join(unknown)}; roles: {', '.join(ROLES)}")
         return value
+
+    @field_validator("query")
+    @classmethod
+    def _no_credentials(cls, value: str) -> str:
+        """Credentials typed into a question never reach checkpoints, events or reports."""
+        return scrub_text(value)
 
     def model_for(self, role: str) -> str:
         """The model setting of one role."""

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import io
 import math
-import warnings
 from dataclasses import dataclass
 
 from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from matloop.logs import quiet_third_party
 from matloop.schemas import CandidateResult, DiscoveryReport
 
 _STYLE = {"svg.fonttype": "path", "font.size": 9, "axes.spines.top": False,
@@ -95,8 +95,7 @@ def hull_plot(report: DiscoveryReport) -> Plot | None:
         return None
     label, coord = _coordinate(elements)
     refs = [r for r in report.reference_phases if _fractions(r.formula, elements)]
-    with rc_context(_STYLE), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with rc_context(_STYLE), quiet_third_party():
         fig = Figure(figsize=(6.6, 4.4))
         ax = fig.add_subplot()
         rx = [coord(_fractions(r.formula, elements)) for r in refs]
