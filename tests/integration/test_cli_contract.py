@@ -158,3 +158,40 @@ def test_expected_failures_map_to_exit_2() -> None:
         user = cli_support.explain(exc)
         assert user is not None and user.hint
         assert cli_support.handle_failure(exc) == 2
+
+
+def test_relaxation_progress_reaches_the_event_log_and_the_printer(tmp_path: Path,
+                                                                   capsys) -> None:
+    """Per-relaxation progress inside a tool call: tools -> progress events (events.jsonl,
+    which the web app streams) -> the command line's printer."""
+    from ase.build import bulk
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from matloop.app.assembly import progress_to
+    from matloop.app.cli import EventPrinter
+    from matloop.files import FileAccess
+    from matloop.materials.engine import MaterialsEngine
+    from matloop.runtime import EventLog
+    from matloop.tools.materials import RELAX_STRUCTURE, RelaxArgs, materials_tools
+
+    events = EventLog(tmp_path / "events.jsonl")
+    seen: list[dict] = []
+    events.subscribe(seen.append)
+    tools = {t.name: t for t in materials_tools(MaterialsEngine(), run_dir=tmp_path,
+                                                access=FileAccess([tmp_path]),
+                                                progress=progress_to(events))}
+    cif = AseAtomsAdaptor.get_structure(bulk("NaCl", "rocksalt", a=5.7)).to(fmt="cif")
+    tools[RELAX_STRUCTURE].run(RelaxArgs(structure=cif))
+    progress = [e for e in seen if e["type"] == "progress"]
+    assert progress and all(e["tool"] == RELAX_STRUCTURE for e in progress)
+    assert progress[-1]["done"] == progress[-1]["total"] >= 1
+    logged = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert sum(e["type"] == "progress" for e in logged) == len(progress)
+
+    printer = EventPrinter()  # not a terminal here: a line at the start and at the end
+    for e in progress:
+        printer(e)
+    printer.close()
+    err = capsys.readouterr().err
+    assert f"{RELAX_STRUCTURE}: {progress[-1]['stage']} " in err
+    assert f"{progress[-1]['done']}/{progress[-1]['total']}" in err
