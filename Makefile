@@ -12,7 +12,7 @@ DEMO_OUT ?= runs/demo
 DEMO_QUERY ?= Find stable ternary oxides in the Ba-Ti-O system for dielectrics
 PYTEST_ARGS ?=
 
-.PHONY: install demo check-python test test-fast browser bench clean llm-server
+.PHONY: install demo check-python lint test test-fast browser bench clean llm-server
 
 check-python:
 	@test -x $(BIN)/python || $(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null \
@@ -45,7 +45,14 @@ browser:
 	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1; } \
 	  || echo "chromium is not installed: browser tests will be skipped (apt-get install chromium)"
 
-test: $(STAMP) browser
+# Static checks, seconds long: ruff (style and bugs), mypy on the typed layers (agents, graphs,
+# tools), and the import-layer contract of pyproject.toml (app > graphs > agents > tools > domain).
+lint: $(STAMP)
+	$(BIN)/ruff check src tests evals
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: $(STAMP) browser lint
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP) browser

@@ -94,6 +94,9 @@ class Objective(BaseModel):
                                     description="Specific target compositions, e.g. LiFePO4.")
     required_elements: list[str] = Field(default_factory=list,
                                          description="Elements every candidate must contain.")
+    required_any_of: list[str] = Field(default_factory=list,
+                                       description="Every candidate must contain at least one "
+                                                   "of these elements (e.g. 'W, B or C').")
     excluded_elements: list[str] = Field(default_factory=list,
                                          description="Elements no candidate may contain.")
     property_targets: list[PropertyTarget] = Field(default_factory=list,
@@ -126,9 +129,11 @@ class Hypothesis(BaseModel):
     chemical_system: str = Field(description="Chemical system it concerns, e.g. Ba-Ti-O.")
     target_compositions: list[str] = Field(default_factory=list,
                                            description="Compositions to generate.")
-    methods: list[Literal["prototype", "substitution", "random", "llm"]] = Field(
+    methods: list[str] = Field(
         default_factory=lambda: ["prototype", "substitution"],
-        description="Generation methods to test it with.",
+        description="Generation methods to test it with: prototype (decorated structure "
+                    "types), aflow (pymatgen's AFLOW prototypes), substitution (data-mined ion "
+                    "substitution), random (symmetric random search), llm (few-shot).",
     )
     parent: str | None = Field(default=None,
                                description="Known phase or prototype it starts from, if any.")
@@ -139,6 +144,11 @@ class Hypothesis(BaseModel):
         default="proposed", description="Where it stands.")
     iteration: int = Field(default=0, description="Iteration in which it was proposed.")
     author: str = Field(default="offline", description="Policy that wrote it (offline or model).")
+    priority: float = Field(default=1.0, ge=0.0, description="Relative share of the "
+                            "evaluation budget it should get (the planner normalises).")
+    rationale_data: dict[str, Any] = Field(default_factory=dict, description="The numbers "
+                                           "behind the proposal (model predictions with their "
+                                           "sources), so they can be checked.")
 
 
 class HypothesisVerdict(BaseModel):

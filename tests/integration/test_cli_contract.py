@@ -195,3 +195,21 @@ def test_relaxation_progress_reaches_the_event_log_and_the_printer(tmp_path: Pat
     err = capsys.readouterr().err
     assert f"{RELAX_STRUCTURE}: {progress[-1]['stage']} " in err
     assert f"{progress[-1]['done']}/{progress[-1]['total']}" in err
+
+
+@pytest.mark.parametrize("damage", ["not-sqlite", "empty-config", "no-config"])
+def test_report_of_a_damaged_run_is_exit_2(tmp_path: Path, damage: str) -> None:
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    if damage != "no-config":
+        (run / "config.json").write_text("" if damage == "empty-config" else json.dumps(
+            {"query": "stable Ba-Ti-O oxides", "campaign_id": "r1"}))
+    (run / "checkpoints.sqlite").write_bytes(b"\x00garbage" * 64)
+    other = tmp_path / "runs" / "r2"
+    other.mkdir()
+    (other / "config.json").write_text("{}")
+    result = runner.invoke(app, ["report", str(run), "--json"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "what to do" in flat(result.output)
+    assert result.stdout.strip() == "" or not result.stdout.lstrip().startswith("{")
+    assert sorted(p.name for p in other.iterdir()) == ["config.json"]

@@ -43,7 +43,8 @@ class Scientist(Protocol):
 
     def review_results(self, objective: Objective, hypotheses: list[Hypothesis],
                        candidates: list[CandidateResult], *, iteration: int,
-                       previous_best: float | None, max_iterations: int) -> ExpansionDecision:
+                       previous_best: float | None, max_iterations: int,
+                       remaining_evaluations: int | None = None) -> ExpansionDecision:
         """Which hypotheses held, and whether to go on."""
 
 

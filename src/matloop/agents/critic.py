@@ -19,8 +19,54 @@ from matloop.schemas import Critique, Hypothesis, HypothesisVerdict, Objective, 
 AUTHOR = OFFLINE
 
 
+#: Below this probability (for every composition of a hypothesis) a property target or
+#: stability is judged out of reach at composition level, and the hypothesis is rejected.
+HOPELESS = 0.02
+
+
 class OfflineCritic:
-    """Rule-based review of hypotheses and plans."""
+    """Rule-based review of hypotheses and plans.
+
+    Args:
+        store: A reference store; with it, hypotheses are also checked against the composition
+            prior (hopeless compositions) and, for a band-gap window, the band-gap model
+            (compositions that contradict the query).
+    """
+
+    def __init__(self, *, store: object = None) -> None:
+        self.store = store
+
+    def _model_problems(self, objective: Objective, h: Hypothesis) -> list[str]:
+        """Problems the composition-level models find (none without compositions)."""
+        formulas = [f for f in h.target_compositions if charge_balanced(f)]
+        if not formulas:
+            return []
+        problems = []
+        from matloop.agents.ideation import target_probabilities
+
+        p_targets, gaps, source = target_probabilities(formulas, objective)
+        if source and max(p_targets) < HOPELESS:
+            shown = ", ".join(f"{f} ({g:.2f} eV)" for f, g in zip(formulas, gaps, strict=True)
+                              if g is not None)
+            window = "; ".join(t.describe() for t in objective.property_targets
+                               if t.name == "band_gap")
+            problems.append(f"contradicts the query: no composition is likely to meet {window} "
+                            f"(predicted {shown}; {source})")
+        if self.store is not None:
+            from matloop.errors import MatloopError
+            from matloop.generation.composition_prior import score_compositions
+
+            try:
+                scores = score_compositions(formulas, store=self.store, threshold_ev_per_atom=max(
+                    objective.stability_threshold_ev_per_atom, 0.05))
+            except MatloopError:
+                scores = []
+            if scores and max(s.probability_within_threshold for s in scores) < HOPELESS:
+                problems.append("hopeless: the composition prior puts every composition far "
+                                "above the MP hull (" + ", ".join(
+                                    f"{s.formula} {s.predicted_e_above_hull_ev_per_atom:+.2f} "
+                                    f"eV/atom" for s in scores) + ")")
+        return problems
 
     def review_hypotheses(self, objective: Objective, hypotheses: list[Hypothesis],
                           prior: list[Hypothesis], *, remaining_evaluations: int | None,
@@ -38,6 +84,8 @@ class OfflineCritic:
             missing = set(objective.required_elements) - elements
             if missing and objective.required_elements:
                 problems.append(f"lacks required element(s) {', '.join(sorted(missing))}")
+            if objective.required_any_of and not elements & set(objective.required_any_of):
+                problems.append(f"contains none of {', '.join(objective.required_any_of)}")
             for formula in h.target_compositions:
                 if not charge_balanced(formula):
                     problems.append(f"{formula} cannot be charge balanced (SMACT oxidation "
@@ -47,9 +95,12 @@ class OfflineCritic:
                 problems.append("repeats a hypothesis already tested")
             if not h.test_plan.strip():
                 problems.append("has no test plan")
+            if not problems:
+                problems += self._model_problems(objective, h)
             ok = not problems
             reasoning = ("sound: elements allowed, compositions balanced, not yet tested"
-                         if ok else "; ".join(problems))
+                         + (" and within reach by the composition models" if ok and
+                            h.target_compositions else "") if ok else "; ".join(problems))
             verdicts.append(HypothesisVerdict(hypothesis_id=h.id, reasoning=reasoning,
                                               approved=ok))
             if not ok:
@@ -112,9 +163,9 @@ def _refs(value: Any) -> list[str]:
 class LLMCritic:
     """Critic role backed by a chat model, with the offline rules as a floor."""
 
-    def __init__(self, client: LLMClient) -> None:
+    def __init__(self, client: LLMClient, *, store: object = None) -> None:
         self.client = client
-        self.rules = OfflineCritic()
+        self.rules = OfflineCritic(store=store)
 
     def review_hypotheses(self, objective: Objective, hypotheses: list[Hypothesis],
                           prior: list[Hypothesis], *, remaining_evaluations: int | None,
@@ -169,6 +220,6 @@ def merge(review: Critique, rules: Critique, label: str) -> Critique:
                     verdicts=verdicts, approved=approved, author=f"{label} + offline rules")
 
 
-def make_critic(client: LLMClient | None) -> OfflineCritic | LLMCritic:
+def make_critic(client: LLMClient | None, *, store: object = None) -> OfflineCritic | LLMCritic:
     """The LLM critic (rules as a floor) when the role has a model, else the rules alone."""
-    return LLMCritic(client) if client is not None else OfflineCritic()
+    return LLMCritic(client, store=store) if client is not None else OfflineCritic(store=store)

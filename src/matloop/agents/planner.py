@@ -70,6 +70,26 @@ class PlanFeedback:
         return out
 
 
+def allocate(total: int, weights: list[float], *, scale: float = 1.0) -> list[int]:
+    """``total * scale`` integer shares in proportion to ``weights`` (largest remainder), at
+    least one each while there is budget, at most 100 each (the generation tool's limit)."""
+    if not weights:
+        return []
+    budget = max(len(weights), int(total * scale))
+    w = [max(x, 1e-6) for x in weights]
+    raw = [budget * x / sum(w) for x in w]
+    shares = [max(1, int(r)) for r in raw]
+    left = budget - sum(shares)
+    for k in sorted(range(len(w)), key=lambda k: -(raw[k] - int(raw[k]))):
+        if left <= 0:
+            break
+        shares[k] += 1
+        left -= 1
+    while sum(shares) > budget and max(shares) > 1:
+        shares[shares.index(max(shares))] -= 1
+    return [min(100, s) for s in shares]
+
+
 class OfflinePlanner:
     """Plan templates: evidence, generation, relaxation + hull, then target properties."""
 
@@ -83,9 +103,8 @@ class OfflinePlanner:
             1, len(hypotheses))
         wants_bulk = any(t.name == "bulk_modulus" for t in objective.property_targets)
         reserve = 3 * len(hypotheses) if wants_bulk else 0
-        share = max(1, (budget - reserve) // max(1, len(hypotheses))) if hypotheses else 0
-        # scaled by the feedback, never beyond the budget; at most 100 (the tool's limit)
-        share = min(100, max(1, int(share * fb.scale))) if hypotheses else 0
+        shares = allocate(max(len(hypotheses), budget - reserve),
+                          [h.priority for h in hypotheses], scale=fb.scale)
         notes: list[str] = []
 
         def step(**kw: Any) -> str:
@@ -93,7 +112,7 @@ class OfflinePlanner:
             steps.append(PlanStep(id=sid, **kw))
             return sid
 
-        for i, h in enumerate(hypotheses):
+        for i, (h, share) in enumerate(zip(hypotheses, shares, strict=True)):
             if SEARCH_LITERATURE in tools and not fb.skip_search:
                 step(purpose=f"evidence for {h.id}", tool=SEARCH_LITERATURE, hypothesis_id=h.id,
                      inputs={"query": f"{h.chemical_system.replace('-', ' ')} "
@@ -102,21 +121,33 @@ class OfflinePlanner:
             # Generate PRESCREEN_FACTOR times what the budget can relax and keep the best by
             # a single-point hull energy (evals/generation.py: 14.1% vs 11.6% SUN at equal
             # relaxations, 0.03 s per single point).
-            gen_inputs: dict[str, Any] = {
-                "methods": fb.methods(list(h.methods)), "n": min(100, PRESCREEN_FACTOR * share),
-                "prescreen_keep": share, "seed": seed + 101 * i,
-                "max_atoms": objective.max_atoms,
-                "excluded_elements": objective.excluded_elements,
-            }
-            if h.target_compositions:
-                gen_inputs["composition"] = h.target_compositions[0]
-            else:
-                gen_inputs["chemsys"] = h.chemical_system
-            gen = step(purpose=f"generate candidates for {h.id}", tool=GENERATE_CANDIDATES,
-                       hypothesis_id=h.id, inputs=gen_inputs)
+            targets: list[str | None] = list(h.target_compositions) or [None]
+            per = allocate(share, [1.0 / (k + 1) for k in range(len(targets))])
+            gens = []
+            for k, (formula, keep) in enumerate(zip(targets, per, strict=True)):
+                if keep <= 0:
+                    continue
+                gen_inputs: dict[str, Any] = {
+                    "methods": fb.methods(list(h.methods)),
+                    "n": min(100, PRESCREEN_FACTOR * keep), "prescreen_keep": min(100, keep),
+                    "seed": seed + 101 * i + 7 * k, "max_atoms": objective.max_atoms,
+                    "excluded_elements": objective.excluded_elements}
+                if formula:
+                    gen_inputs["composition"] = formula
+                else:
+                    gen_inputs["chemsys"] = h.chemical_system
+                gens.append(step(purpose=f"generate {formula or h.chemical_system} candidates "
+                                         f"for {h.id}", tool=GENERATE_CANDIDATES,
+                                 hypothesis_id=h.id, inputs=gen_inputs))
+            notes.append(f"{h.id} (priority {h.priority:g}) gets {share} relaxation(s)"
+                         + (": " + ", ".join(f"{f} {n}" for f, n in zip(targets, per,
+                                                                       strict=True) if f)
+                            if targets != [None] else ""))
+            if not gens:
+                continue
             pred = step(purpose=f"relax {h.id}'s candidates and place them on the hull",
-                        tool=PREDICT_PROPERTIES, hypothesis_id=h.id, depends_on=[gen],
-                        inputs={"structures": f"${gen}", "relax": True})
+                        tool=PREDICT_PROPERTIES, hypothesis_id=h.id, depends_on=gens,
+                        inputs={"structures": [f"${g}" for g in gens], "relax": True})
             for target in objective.property_targets:
                 if target.name == "bulk_modulus":
                     step(purpose=f"bulk modulus of {h.id}'s best stable candidates",
@@ -138,11 +169,13 @@ class OfflinePlanner:
         elif feedback:
             notes.append("feedback read but no rule applies to it: " + "; ".join(feedback)[:200])
         return Plan(
-            reasoning=(f"{len(hypotheses)} approved hypothesis(es); each gets evidence retrieval, "
-                       f"{share} generated candidates, MLIP relaxation with a hull check, then "
-                       f"the targeted properties. " + " ".join(notes)).strip(),
+            reasoning=(f"{len(hypotheses)} approved hypothesis(es) share {sum(shares)} "
+                       f"relaxations in proportion to their priority; each gets evidence "
+                       f"retrieval, generated candidates per target composition (pre-screened "
+                       f"by a single point), MLIP relaxation with a hull check, then the "
+                       f"targeted properties. " + "; ".join(notes)).strip(),
             steps=steps, beyond_tools=list(BEYOND_TOOLS),
-            expected_evaluations=min(budget, share * len(hypotheses)) + sum(
+            expected_evaluations=min(budget, sum(shares)) + sum(
                 3 for s in steps if s.inputs.get("bulk_modulus")),
             author=AUTHOR)
 

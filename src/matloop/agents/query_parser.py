@@ -16,6 +16,7 @@ import re
 
 from pymatgen.core import Composition, Element
 
+from matloop.agents.applications import application_for
 from matloop.agents.query_checks import (
     find_problems,
     impossible_range,
@@ -63,27 +64,12 @@ _PROPERTY_WORDS = [
 _NUM = r"(-?\d+(?:\.\d+)?)"
 _UNIT = r"\s*(ev/atom|mev/atom|ev|mev|gpa|mpa)?"
 
-_APPLICATIONS = [
-    (r"photovoltaic|solar\s+(?:cell|absorber)|\bpv\b", "photovoltaic absorber",
-     PropertyTarget(name="band_gap", unit="eV", min=1.1, max=1.7,
-                    source_text="implied by photovoltaic use (Shockley-Queisser optimum)")),
-    (r"transparent\s+conduct", "transparent conductor",
-     PropertyTarget(name="band_gap", unit="eV", min=3.0, source_text="implied by transparency")),
-    (r"superhard|hard\s+coating|\bhard\b|wear[- ]resistant", "hard material",
-     PropertyTarget(name="bulk_modulus", unit="GPa", min=200.0,
-                    source_text="implied by hardness")),
-    (r"cathode|battery|anode|electrode", "battery electrode", None),
-    (r"thermoelectric", "thermoelectric", None),
-    (r"photocataly|water\s+splitting", "photocatalyst",
-     PropertyTarget(name="band_gap", unit="eV", min=1.8, max=3.2,
-                    source_text="implied by visible-light photocatalysis")),
-    (r"\bled\b|light[- ]emitting", "light emitter", None),
-    (r"scintillat", "scintillator", None),
-]
 
 
 def _is_element(symbol: str) -> bool:
-    return Element.is_valid_symbol(symbol) and symbol not in NOBLE_GASES
+    # pymatgen also accepts D and T (deuterium, tritium): in a question they are letters
+    return (Element.is_valid_symbol(symbol) and symbol not in NOBLE_GASES
+            and symbol not in ("D", "T"))
 
 
 def _convert(value: float, unit: str | None, target_unit: str) -> float:
@@ -171,6 +157,17 @@ def _property_targets(text: str, notes: list[str], *,
                 continue
             if target is not None and all(t.name != name for t in targets):
                 targets.append(target)
+    qualitative = re.search(r"\b(wide|large|ultra-?wide|narrow|small)[- ](?:band[- ]?)?gap",
+                            lowered)
+    if qualitative and all(t.name != "band_gap" for t in targets):
+        word = qualitative.group(1)
+        bounds: tuple[float | None, float | None] = (
+            (4.5, None) if word.startswith("ultra") else (3.0, None)
+            if word in ("wide", "large") else (None, 1.0))
+        target = PropertyTarget(name="band_gap", unit="eV", min=bounds[0], max=bounds[1],
+                                source_text=qualitative.group(0))
+        targets.append(target)
+        notes.append(f"'{qualitative.group(0)}' read as {target.describe()}")
     return targets
 
 
@@ -186,6 +183,28 @@ def _foreign_unit(window: str, used: list[re.Match[str]], unit: str) -> str | No
     return None
 
 
+#: Capitalised words and acronyms that spell element symbols (UV = U + V, FCC = F + C + C).
+ACRONYMS = frozenset({
+    "UV", "PV", "NIR", "CO", "NO", "ON", "IN", "IS", "IF", "OF", "SO", "US", "UP", "OK", "NOW",
+    "SI", "CN", "SC", "BCC", "FCC", "HCP", "SOFC", "SOFCS", "CV", "IV", "PC", "NB", "PS", "HOW",
+    "WHO", "WHY", "ONLY", "NON", "BY", "YOU", "SPIN", "CPU", "PBC", "TCO", "TCOS", "CPS",
+})
+
+
+def _acronym(token: str) -> bool:
+    """All-capital letters without digits: an acronym or shouted word unless MP lists it."""
+    if not re.fullmatch(r"[A-Z]{2,}", token):
+        return False
+    if token in ACRONYMS:
+        return True
+    from matloop.materials.mp_pack import mp_compositions
+
+    try:
+        return Composition(token).reduced_formula not in mp_compositions()
+    except Exception:
+        return True
+
+
 def _formulas(text: str) -> list[str]:
     out: list[str] = []
     for token in re.findall(r"\b(?:[A-Z][a-z]?\d*(?:\.\d+)?)+\b", text):
@@ -193,6 +212,8 @@ def _formulas(text: str) -> list[str]:
         if not all(_is_element(s) for s in symbols):
             continue
         if len(set(symbols)) < 2 and not re.search(r"\d", token):
+            continue
+        if _acronym(token):
             continue
         try:
             comp = Composition(token)
@@ -238,11 +259,20 @@ def parse_query(query: str, *, stability_threshold_ev_per_atom: float = 0.1,
         excluded += TOXIC
         notes.append(f"'non-toxic' read as excluding {', '.join(TOXIC)}")
 
+    any_of = _one_of(text, excluded)
+    if any_of:
+        notes.append(f"'{any_of[1]}' read as: at least one of {', '.join(any_of[0])}")
+    alternatives = set(any_of[0]) if any_of else set()
     required: list[str] = []
     for name, symbol in _ELEMENT_NAMES.items():
         if re.search(rf"\b{name}\b", lowered) and not re.search(rf"\b{name}[- ]free\b", lowered):
-            if symbol not in excluded and symbol not in required:
+            if symbol not in excluded and symbol not in required and symbol not in alternatives:
                 required.append(symbol)
+    for match in re.finditer(r"\b(li|na|k|mg|ca|zn|al)[- ]?ion\b", lowered):
+        symbol = match.group(1).capitalize()
+        if symbol not in excluded and symbol not in required:
+            required.append(symbol)
+            notes.append(f"'{match.group(0)}' read as: must contain {symbol}")
     for match in re.finditer(r"\b([A-Z][a-z]?)[- ](?:based|containing|rich)\b", text):
         if _is_element(match.group(1)) and match.group(1) not in required:
             required.append(match.group(1))
@@ -261,13 +291,13 @@ def parse_query(query: str, *, stability_threshold_ev_per_atom: float = 0.1,
     problems: list[QueryProblem] = []
     targets = _property_targets(text, notes, consumed=consumed, problems=problems)
     application = ""
-    for pattern, label, implied in _APPLICATIONS:
-        if re.search(pattern, lowered):
-            application = label
-            if implied is not None and all(t.name != implied.name for t in targets):
+    found = application_for(text)
+    if found is not None:
+        application = found.name
+        for implied in found.targets:
+            if all(t.name != implied.name for t in targets):
                 targets.append(implied)
                 notes.append(f"{implied.describe()} {implied.source_text}")
-            break
 
     require_stable = True
     threshold = stability_threshold_ev_per_atom
@@ -298,11 +328,13 @@ def parse_query(query: str, *, stability_threshold_ev_per_atom: float = 0.1,
         if bad:
             notes.append(f"chemical system {chemsys} contains excluded {', '.join(bad)}")
     interpretation = _interpretation(systems, formulas, required, excluded, targets,
-                                     structure_hints, application, threshold, anion_options)
+                                     structure_hints, application, threshold, anion_options,
+                                     any_of[0] if any_of else [])
     objective = Objective(
         query=text, interpretation=interpretation, chemical_systems=systems,
         compositions=formulas, required_elements=sorted(set(required)),
         excluded_elements=sorted(set(excluded)), property_targets=targets,
+        required_any_of=list(any_of[0]) if any_of else [],
         require_stable=require_stable, stability_threshold_ev_per_atom=threshold,
         application=application, max_atoms=max_atoms, notes=notes,
     )
@@ -330,6 +362,29 @@ def with_problems(objective: Objective, problems: list[QueryProblem]) -> Objecti
                                         "notes": notes + list(objective.notes)})
 
 
+_ELEMENT_WORD = r"(?:[A-Z][a-z]?|[a-z]{3,})"
+
+
+def _one_of(text: str, excluded: list[str]) -> tuple[list[str], str] | None:
+    """An "X, Y or Z" list of elements after containing/with/including/based on/either."""
+    pattern = (rf"(?:containing|contain|with|including|include|made\s+of|based\s+on|"
+               rf"either|from)\s+((?:{_ELEMENT_WORD}\s*,\s*)*{_ELEMENT_WORD}\s*,?\s+or\s+"
+               rf"{_ELEMENT_WORD})\b")
+    for match in re.finditer(pattern, text):
+        words = [w for w in re.split(r"\s*,\s*|\s+or\s+", match.group(1)) if w]
+        symbols = []
+        for w in words:
+            symbol = w if _is_element(w) and w[0].isupper() else _ELEMENT_NAMES.get(w.lower())
+            if symbol is None:
+                break
+            symbols.append(symbol)
+        else:
+            kept = [s for s in dict.fromkeys(symbols) if s not in excluded]
+            if len(kept) >= 2:
+                return kept, match.group(0)
+    return None
+
+
 def structure_hints(objective: Objective) -> list[str]:
     """Prototype names the query asked for (from ``notes``)."""
     return [n.split(": ", 1)[1] for n in objective.notes if n.startswith("structure hint: ")]
@@ -345,7 +400,8 @@ def anion_options(objective: Objective) -> list[str]:
 
 def _interpretation(systems: list[str], formulas: list[str], required: list[str],
                     excluded: list[str], targets: list[PropertyTarget], hints: list[str],
-                    application: str, threshold: float, anions: list[str]) -> str:
+                    application: str, threshold: float, anions: list[str],
+                    any_of: list[str]) -> str:
     parts = []
     if systems:
         parts.append(f"in the chemical system(s) {', '.join(systems)}")
@@ -355,6 +411,8 @@ def _interpretation(systems: list[str], formulas: list[str], required: list[str]
         parts.append(f"in {', '.join(hints)}-type structures")
     if required:
         parts.append(f"containing {', '.join(sorted(set(required)))}")
+    if any_of:
+        parts.append(f"containing at least one of {', '.join(any_of)}")
     if anions:
         parts.append(f"with anion {'/'.join(anions)}")
     if excluded:

@@ -9,16 +9,16 @@ dropped and noted and evidence ids checked against what the run retrieved.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field
-from pymatgen.core import Composition
 
 from matloop import prompts
 from matloop.agents.base import OFFLINE, candidate_table, evidence_block, hypothesis_lines
-from matloop.agents.chemistry import mixed_systems, perovskite_systems, seed_compounds
+from matloop.agents.ideation import CompositionOption, SystemOption, candidate_systems
 from matloop.agents.llm import LLMClient
-from matloop.agents.query_parser import anion_options, parse_query, structure_hints
+from matloop.agents.query_parser import parse_query, structure_hints
 from matloop.errors import MatloopError
 from matloop.materials.references import parse_composition
 from matloop.schemas import CandidateResult, ExpansionDecision, Hypothesis, Objective
@@ -26,14 +26,69 @@ from matloop.schemas import CandidateResult, ExpansionDecision, Hypothesis, Obje
 AUTHOR = OFFLINE
 
 
-class OfflineScientist:
-    """Interprets the query, proposes hypotheses and reads results against the objective."""
+#: Generators a hypothesis is tested with when nothing narrower is asked.
+STRUCTURE_METHODS = ["prototype", "substitution", "random"]
 
-    def __init__(self, *, stability_threshold_ev_per_atom: float = 0.1, max_atoms: int = 20,
-                 systems_per_iteration: int = 2) -> None:
+
+@dataclass
+class Arm:
+    """What the campaign has learnt about one composition."""
+
+    formula: str
+    chemsys: str
+    evaluated: int = 0
+    stable: int = 0
+    best_e_above_hull_ev_per_atom: float | None = None
+    best_id: str | None = None
+
+    def ucb(self, total: int, threshold: float) -> float:
+        """Optimistic value: the posterior success rate plus an exploration bonus (UCB1 on
+        Beta(1 + stable, 1 + misses)), raised when the best candidate came close."""
+        mean = (1 + self.stable) / (2 + self.evaluated)
+        bonus = math.sqrt(2.0 * math.log(max(total, 2)) / max(self.evaluated, 1))
+        close = 0.0
+        if self.best_e_above_hull_ev_per_atom is not None:
+            close = max(0.0, 1.0 - max(self.best_e_above_hull_ev_per_atom, 0.0) /
+                        max(2 * threshold, 1e-3))
+        return mean + 0.5 * bonus + 0.5 * close
+
+
+def arms_of(candidates: list[CandidateResult], threshold: float) -> dict[str, Arm]:
+    """Per composition: evaluations, stable candidates, the best hull distance."""
+    arms: dict[str, Arm] = {}
+    for c in candidates:
+        if c.status not in ("ok", "not_converged", "diverged", "failed"):
+            continue
+        arm = arms.setdefault(c.formula, Arm(c.formula, c.chemical_system))
+        arm.evaluated += 1
+        e = c.e_above_hull_ev_per_atom
+        if c.status == "ok" and e is not None:
+            arm.stable += int(e <= threshold and not c.flags)
+            if arm.best_e_above_hull_ev_per_atom is None or e < arm.best_e_above_hull_ev_per_atom:
+                arm.best_e_above_hull_ev_per_atom, arm.best_id = e, c.id
+    return arms
+
+
+class OfflineScientist:
+    """Interprets the query, proposes hypotheses and learns from the results.
+
+    Ideation (:mod:`matloop.agents.ideation`): systems from the query or the application's
+    element pools; compositions ranked by the MP-trained composition prior, the band-gap model
+    for a gap window and how common the stoichiometry is. Expansion treats every composition
+    as a bandit arm (UCB1 on its stable hits, raised when its best candidate came close):
+    near-hull compositions get more structure search, systems with hits get their next
+    compositions, and fresh systems get a share for exploration.
+    """
+
+    def __init__(self, *, store: Any = None, stability_threshold_ev_per_atom: float = 0.1,
+                 max_atoms: int = 20, systems_per_iteration: int = 2,
+                 compositions_per_hypothesis: int = 3) -> None:
+        self.store = store
         self.threshold = stability_threshold_ev_per_atom
         self.max_atoms = max_atoms
         self.systems_per_iteration = systems_per_iteration
+        self.per_hypothesis = compositions_per_hypothesis
+        self._options: dict[str, list[SystemOption]] = {}
 
     def interpret(self, query: str) -> Objective:
         """Read the query (see :func:`matloop.agents.query_parser.parse_query`)."""
@@ -41,114 +96,137 @@ class OfflineScientist:
                            max_atoms=self.max_atoms)
 
     # -- ideation ------------------------------------------------------------------------------
-    def candidate_systems(self, objective: Objective) -> list[tuple[str, str]]:
-        """Chemical systems worth searching, with the reason for each."""
-        excluded = set(objective.excluded_elements)
-        required = set(objective.required_elements)
-        systems: list[tuple[str, str]] = [
-            (s, "named in the query") for s in objective.chemical_systems
-            if not set(s.split("-")) & excluded
-        ]
-        for formula in objective.compositions:
-            chemsys = "-".join(sorted(el.symbol for el in Composition(formula).elements))
-            if chemsys not in [s for s, _ in systems] and not set(chemsys.split("-")) & excluded:
-                systems.append((chemsys, f"contains the requested composition {formula}"))
-        if systems:
-            return systems
+    def systems(self, objective: Objective) -> list[SystemOption]:
+        """Ranked systems and compositions for the objective (computed once per objective)."""
+        key = objective.model_dump_json()
+        if key not in self._options:
+            if self.store is None:
+                from matloop.materials.references import ReferenceStore
+
+                self.store = ReferenceStore.from_settings()
+            self._options[key] = candidate_systems(
+                objective, self.store, limit=2 * self.systems_per_iteration + 2)
+        return self._options[key]
+
+    def _hypothesis(self, n: int, iteration: int, objective: Objective, system: str,
+                    options: list[CompositionOption], *, why: str, methods: list[str],
+                    priority: float, parent: str | None = None,
+                    evidence: list[dict[str, Any]]) -> Hypothesis:
+        formulas = [o.formula for o in options]
         hints = structure_hints(objective)
-        anions = anion_options(objective) or [el for el in objective.required_elements
-                                               if el in ("O", "N", "S", "Se", "Te", "F", "Cl",
-                                                         "Br", "I")]
-        if "perovskite" in hints:
-            return perovskite_systems(anions or ["O"], excluded, required - set(anions))
-        seeds = seed_compounds(required, excluded, anions, hints)
-        found = mixed_systems(seeds, excluded)
-        for entry in seeds:
-            chemsys = "-".join(sorted(el.symbol for el in Composition(entry["formula"]).elements))
-            if len(chemsys.split("-")) >= 3 and chemsys not in [s for s, _ in found]:
-                found.append((chemsys, f"known {entry['prototype']} compound {entry['formula']} "
-                                       f"lives here"))
-        return found
+        shape = f" in {', '.join(hints)}-type structures" if hints else ""
+        targets = "; ".join(t.describe() for t in objective.property_targets
+                            if t.name != "e_above_hull")
+        lines = [o.describe() for o in options]
+        sources = sorted({v for o in options for k, v in o.provenance.items()
+                          if k in ("prior", "band_gap")})
+        ev = [e["id"] for e in evidence
+              if set(system.split("-")) & set(e.get("elements", []) or [])][:3]
+        return Hypothesis(
+            id=f"H{n}", iteration=iteration, author=AUTHOR, evidence_ids=ev,
+            chemical_system=system, target_compositions=formulas, methods=methods,
+            parent=parent, priority=round(max(priority, 0.01), 4),
+            statement=f"{', '.join(formulas)} ({system}){shape} can lie within "
+                      f"{objective.stability_threshold_ev_per_atom:g} eV/atom of the hull"
+                      + (f" and meet {targets}" if targets else "") + ".",
+            justification=f"{why}. " + "; ".join(lines) + (
+                f" (models: {'; '.join(sources)})" if sources else ""),
+            test_plan=f"generate candidates at each composition with {', '.join(methods)}, "
+                      f"keep the best by a single-point pre-screen, relax them with the MLIP "
+                      f"and place them on the Materials Project hull",
+            rationale_data={"compositions": [
+                {"formula": o.formula, "fit": round(o.fit, 4),
+                 "p_within_reach": round(o.p_stable, 4), "p_targets": round(o.p_targets, 4),
+                 "predicted_e_above_hull_ev_per_atom":
+                     None if o.predicted_e_above_hull_ev_per_atom is None
+                     else round(o.predicted_e_above_hull_ev_per_atom, 4),
+                 "predicted_gap_ev": None if o.predicted_gap_ev is None
+                 else round(o.predicted_gap_ev, 3), "known_to_mp": o.known,
+                 "mp_id": o.known_id, **o.provenance} for o in options]})
 
     def propose(self, objective: Objective, *, iteration: int, prior: list[Hypothesis],
                 candidates: list[CandidateResult], evidence: list[dict[str, Any]],
                 feedback: list[str]) -> list[Hypothesis]:
-        """Hypotheses for this iteration: new systems first, then refinements of the best
-        results. ``feedback`` holds the critic's issues from a rejected round."""
-        tried = {(h.chemical_system, tuple(h.methods), tuple(h.target_compositions))
-                 for h in prior}
-        rejected_systems = {h.chemical_system for h in prior if h.status == "rejected"}
-        out: list[Hypothesis] = []
+        """Hypotheses for this iteration: the best-ranked systems first; later, a budget split
+        learnt from the results (see the class docstring). ``feedback`` holds the critic's
+        issues from a rejected round: rejected systems and compositions are not proposed
+        again."""
+        rejected = {h.chemical_system for h in prior if h.status == "rejected"}
+        tried = {f for h in prior if h.status != "rejected" for f in h.target_compositions}
+        refused = {f for h in prior if h.status == "rejected" for f in h.target_compositions}
+        systems = [s for s in self.systems(objective) if s.chemsys not in rejected]
         n = len(prior)
-
-        def add(**kw: Any) -> None:
-            nonlocal n
-            key = (kw["chemical_system"], tuple(kw["methods"]),
-                   tuple(kw.get("target_compositions", [])))
-            if key in tried or kw["chemical_system"] in rejected_systems:
-                return
-            tried.add(key)
-            n += 1
-            ev = [e["id"] for e in evidence
-                  if set(kw["chemical_system"].split("-")) & set(e.get("elements", []))][:3]
-            out.append(Hypothesis(id=f"H{n}", iteration=iteration, author=AUTHOR,
-                                  evidence_ids=ev, **kw))
-
+        out: list[Hypothesis] = []
         if iteration == 0 or not candidates:
-            hints = structure_hints(objective)
-            for chemsys, why in self.candidate_systems(objective)[: self.systems_per_iteration]:
-                comps = [f for f in objective.compositions
-                         if "-".join(sorted(el.symbol for el in Composition(f).elements))
-                         == chemsys]
-                shape = f" in {', '.join(hints)}-type structures" if hints else ""
-                add(chemical_system=chemsys, target_compositions=comps,
-                    methods=["prototype"],
-                    statement=f"Charge-balanced {chemsys} compounds decorated onto common "
-                              f"structure types{shape} include phases within "
-                              f"{objective.stability_threshold_ev_per_atom:g} eV/atom of the hull.",
-                    justification=f"{chemsys}: {why}. Prototype decoration with common oxidation "
-                                  f"states covers the structure types most compounds adopt.",
-                    test_plan="generate prototype decorations, relax them with the MLIP, place "
-                              "them on the convex hull of known phases")
-                add(chemical_system=chemsys, target_compositions=comps,
-                    methods=["substitution"],
-                    statement=f"Ion substitution into known structures of chemically similar "
-                              f"compounds yields stable {chemsys} phases.",
-                    justification="Data-mined substitution probabilities (Hautier et al.) rank "
-                                  "ion swaps that preserve known structure types; charge balance "
-                                  "is enforced.",
-                    test_plan="substitute ions in reference structures, relax, check the hull")
-        else:
-            ranked = sorted([c for c in candidates if c.objective_score is not None],
-                            key=lambda c: -(c.objective_score or -math.inf))
-            for best in ranked[:2]:
-                add(chemical_system=best.chemical_system, target_compositions=[best.formula],
-                    methods=["random", "prototype"],
-                    parent=best.id,
-                    statement=f"Other polymorphs of {best.formula} (best so far, e_above_hull "
-                              f"{best.e_above_hull_ev_per_atom:+.3f} eV/atom) may lie lower.",
-                    justification="The best composition found deserves a structure search: "
-                                  "symmetric random crystals and other prototypes at the same "
-                                  "stoichiometry.",
-                    test_plan="random search and prototypes at this composition, relax, compare "
-                              "with the best candidate on the hull")
-            for chemsys, why in self.candidate_systems(objective)[
-                    self.systems_per_iteration: 2 * self.systems_per_iteration]:
-                add(chemical_system=chemsys, methods=["prototype", "substitution"],
-                    statement=f"The next most promising system, {chemsys}, holds stable "
-                              f"phases meeting the objective.",
-                    justification=f"{chemsys}: {why}.",
-                    test_plan="prototype and substitution candidates, relaxed and placed on the "
-                              "hull")
-        if feedback and not out:
-            return []
-        return out
+            for so in systems[: self.systems_per_iteration]:
+                options = [o for o in so.compositions if o.formula not in tried | refused]
+                options = options[: self.per_hypothesis]
+                if not options:
+                    continue
+                n += 1
+                out.append(self._hypothesis(
+                    n, iteration, objective, so.chemsys, options, why=so.reason,
+                    methods=list(STRUCTURE_METHODS), priority=so.score, evidence=evidence))
+            return out
+        arms = arms_of(candidates, objective.stability_threshold_ev_per_atom)
+        total = sum(a.evaluated for a in arms.values())
+        by_system: dict[str, list[Arm]] = {}
+        for arm in arms.values():
+            by_system.setdefault(arm.chemsys, []).append(arm)
+        options_by_formula = {o.formula: o for so in systems for o in so.compositions}
+        scored: list[tuple[float, Hypothesis]] = []
+        # 1. exploit: more structures for compositions that came close
+        for arm in sorted(arms.values(), key=lambda a: -a.ucb(total, self.threshold)):
+            if arm.best_e_above_hull_ev_per_atom is None or \
+                    arm.best_e_above_hull_ev_per_atom > objective.stability_threshold_ev_per_atom \
+                    + 0.1:
+                continue
+            value = arm.ucb(total, self.threshold)
+            n += 1
+            option = options_by_formula.get(arm.formula) or CompositionOption(
+                formula=arm.formula, chemsys=arm.chemsys, fit=value, p_stable=1.0,
+                p_targets=1.0, known=False, known_id=None, has_structure_type=True)
+            h = self._hypothesis(
+                n, iteration, objective, arm.chemsys, [option],
+                why=f"{arm.formula} came within {arm.best_e_above_hull_ev_per_atom:+.3f} eV/atom "
+                    f"of the hull ({arm.stable} of {arm.evaluated} evaluated candidates stable; "
+                    f"UCB value {value:.2f}): search its other structures",
+                methods=["random", "substitution", "prototype"], priority=value,
+                parent=arm.best_id, evidence=evidence)
+            scored.append((value, h))
+            if len(scored) >= 2:
+                break
+        # 2. next compositions of systems with hits, 3. fresh systems (exploration)
+        for so in systems:
+            fresh = [o for o in so.compositions if o.formula not in tried | refused]
+            if not fresh:
+                continue
+            mine = by_system.get(so.chemsys, [])
+            hits = sum(a.stable for a in mine)
+            evaluated = sum(a.evaluated for a in mine)
+            rate = (1 + hits) / (2 + evaluated)
+            value = so.score * (2 * rate if mine else 1.0) + (
+                0.0 if mine else math.sqrt(2.0 * math.log(max(total, 2)) / 1.0) * 0.1)
+            why = (f"{so.reason}; {hits} of {evaluated} candidates of this system were stable "
+                   f"(posterior rate {rate:.2f}): try its next-ranked compositions" if mine else
+                   f"{so.reason}; not searched yet (exploration)")
+            n += 1
+            scored.append((value, self._hypothesis(
+                n, iteration, objective, so.chemsys, fresh[: self.per_hypothesis], why=why,
+                methods=list(STRUCTURE_METHODS), priority=value, evidence=evidence)))
+        scored.sort(key=lambda vh: -vh[0])
+        chosen = [h for _, h in scored[: self.systems_per_iteration + 1]]
+        # renumber in order
+        return [h.model_copy(update={"id": f"H{len(prior) + i + 1}"})
+                for i, h in enumerate(chosen)]
 
     # -- expansion -----------------------------------------------------------------------------
     def review_results(self, objective: Objective, hypotheses: list[Hypothesis],
                        candidates: list[CandidateResult], *, iteration: int,
-                       previous_best: float | None, max_iterations: int) -> ExpansionDecision:
-        """Support or refute each hypothesis of this iteration and decide whether to go on."""
+                       previous_best: float | None, max_iterations: int,
+                       remaining_evaluations: int | None = None) -> ExpansionDecision:
+        """Support or refute each hypothesis of this iteration, and go on while budget and
+        iterations remain (the reason is stated either way)."""
         current = [h for h in hypotheses if h.iteration == iteration and h.status == "approved"]
         supported, refuted, lines = [], [], []
         for h in current:
@@ -167,22 +245,24 @@ class OfflineScientist:
                 lines.append(f"{h.id}: none of {len(mine)} evaluated candidates within the "
                              f"threshold")
         meeting = [c for c in candidates if c.meets_objective]
-        scores = [c.objective_score for c in candidates if c.objective_score is not None]
-        best_score = max(scores) if scores else None
-        improved = best_score is not None and (previous_best is None or
-                                                best_score > previous_best + 1e-3)
         objective_met = len(meeting) >= 3
-        go_on = (not objective_met and improved and iteration + 1 < max_iterations)
-        reason = ("objective met by " + ", ".join(c.formula for c in meeting[:5])
-                  if objective_met else
-                  "no improvement of the best objective score" if not improved else
-                  "iteration limit reached" if iteration + 1 >= max_iterations else
-                  "refining the best candidates and trying the next systems")
+        if iteration + 1 >= max_iterations:
+            go_on, reason = False, "iteration limit reached"
+        elif remaining_evaluations is not None and remaining_evaluations <= 0:
+            go_on, reason = False, "evaluation budget used"
+        else:
+            go_on = True
+            reason = (f"{remaining_evaluations if remaining_evaluations is not None else 'the'} "
+                      f"evaluations left: spending them where the results point")
+            if objective_met:
+                reason += (" (the objective is already met by "
+                           + ", ".join(c.formula for c in meeting[:5]) + ")")
         return ExpansionDecision(
             reasoning="; ".join(lines) + f". Decision: {reason}.", supported=supported,
             refuted=refuted, objective_met=objective_met, continue_search=go_on,
-            next_directions=["random search around the best compositions",
-                             "next-ranked chemical systems"] if go_on else [],
+            next_directions=["more structures for near-hull compositions",
+                             "next-ranked compositions of productive systems",
+                             "fresh systems for exploration"] if go_on else [],
             author=AUTHOR)
 
 
@@ -241,7 +321,8 @@ class LLMScientist:
 
     def review_results(self, objective: Objective, hypotheses: list[Hypothesis],
                        candidates: list[CandidateResult], *, iteration: int,
-                       previous_best: float | None, max_iterations: int) -> ExpansionDecision:
+                       previous_best: float | None, max_iterations: int,
+                       remaining_evaluations: int | None = None) -> ExpansionDecision:
         """Read the results; the iteration limit is enforced whatever the model says."""
         decision = self.client.structured(
             ExpansionDecision, prompts.system("scientist"),
@@ -252,15 +333,17 @@ class LLMScientist:
                                                      with_status=False),
                          candidates=candidate_table(candidates), previous_best=previous_best,
                          max_iterations=max_iterations), role="scientist")
-        go_on = decision.continue_search and iteration + 1 < max_iterations
+        go_on = decision.continue_search and iteration + 1 < max_iterations and (
+            remaining_evaluations is None or remaining_evaluations > 0)
         return decision.model_copy(update={"continue_search": go_on,
                                            "author": self.client.label})
 
 
 def make_scientist(client: LLMClient | None, *, stability_threshold_ev_per_atom: float = 0.1,
-                   max_atoms: int = 20) -> OfflineScientist | LLMScientist:
+                   max_atoms: int = 20, store: Any = None) -> OfflineScientist | LLMScientist:
     """The LLM scientist when the role has a model, else the offline one."""
     if client is not None:
         return LLMScientist(client)
-    return OfflineScientist(stability_threshold_ev_per_atom=stability_threshold_ev_per_atom,
+    return OfflineScientist(store=store,
+                            stability_threshold_ev_per_atom=stability_threshold_ev_per_atom,
                             max_atoms=max_atoms)

@@ -96,8 +96,8 @@ def build_services(config: CampaignConfig, run_dir: Path, *, settings: Settings 
     services.scientist = make_scientist(
         client("scientist"),
         stability_threshold_ev_per_atom=settings.stability_threshold_ev_per_atom,
-        max_atoms=config.max_atoms)
-    services.critic = make_critic(client("critic"))
+        max_atoms=config.max_atoms, store=engine.store)
+    services.critic = make_critic(client("critic"), store=engine.store)
     services.planner = make_planner(client("planner"))
     services.assistant = make_assistant(client("assistant"))
     services.reporter = make_reporter(client("reporter"))

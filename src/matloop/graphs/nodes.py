@@ -124,8 +124,23 @@ def ideate(state: CampaignState, services: RunServices) -> dict[str, Any]:
         prior=list(state.get("hypotheses", [])), candidates=list(state.get("candidates", [])),
         evidence=[e.model_dump() for e in state.get("evidence", [])], feedback=feedback)
     update: dict[str, Any] = {"hypotheses": new}
-    if not new:
-        update["notes"] = ["the scientist proposed no new hypothesis"]
+    it = state.get("iteration", 0)
+    if not new and not feedback:
+        if it == 0:
+            objective = _objective(state)
+            update["status"] = (
+                "no_hypothesis: no chemical system fits the question's constraints "
+                f"({objective.interpretation}); name a system (e.g. Li-Fe-O), an element or an "
+                f"application")
+        else:
+            update["status"] = "completed"
+        update["notes"] = [f"iteration {it}: the scientist had nothing new to propose (every "
+                           f"ranked composition of the shortlisted systems was tried)"
+                           if it else "no hypothesis could be formed for the question"]
+    for h in new:
+        services.events.write("allocation", hypothesis=h.id, system=h.chemical_system,
+                              compositions=h.target_compositions, priority=h.priority,
+                              why=h.justification[:300])
     return update
 
 
@@ -268,7 +283,11 @@ def expand(state: CampaignState, services: RunServices) -> dict[str, Any]:
     decision = services.scientist.review_results(
         objective, hypotheses, rescored, iteration=it,
         previous_best=max(scores_before) if scores_before else None,
-        max_iterations=services.budget.max_iterations)
+        max_iterations=services.budget.max_iterations,
+        remaining_evaluations=services.budget.remaining_evaluations(
+            state.get("usage") or Usage()))
+    services.events.write("expansion", iteration=it, continue_search=decision.continue_search,
+                          reasoning=decision.reasoning)
     found: dict[str, list[str]] = {}
     for e in state.get("evidence", []):
         if e.hypothesis_id:

@@ -210,7 +210,7 @@ def balance_reading(formula: Any, *, mixed_valence: bool = True, metallic_readin
 @lru_cache(maxsize=200_000)
 def _reading(formula: str, mixed_valence: bool, metallic_reading: bool, states: str,
              pauling: bool) -> Reading | None:
-    from matloop.generation.composition_features import parse_formula
+    from matloop.materials.formula import parse_formula
 
     amounts = parse_formula(formula)
     if len(amounts) == 1:

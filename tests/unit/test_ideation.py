@@ -1,0 +1,94 @@
+"""Reading questions into objectives and ranked systems: acronyms, applications, ion batteries,
+qualitative gap words, and systems that honour every constraint of the question.
+
+The ranked systems come from the shipped MP composition references, the composition prior and
+the band-gap model (trained at first use in the test data directory).
+"""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from matloop.agents.ideation import candidate_systems
+from matloop.agents.query_parser import parse_query
+
+
+@pytest.fixture(scope="module")
+def store():
+    from matloop.materials.references import ReferenceStore
+
+    return ReferenceStore.from_settings()
+
+
+@pytest.mark.parametrize("query", [
+    "Find a wide band gap material for UV photodetectors",
+    "an FCC alloy that is stable",
+    "a SOFC electrolyte that is NOT expensive",
+])
+def test_capitalised_words_are_not_read_as_formulas(query: str) -> None:
+    objective = parse_query(query)
+    assert objective.compositions == []
+    assert objective.chemical_systems == []
+
+
+def test_real_binary_formulas_in_capitals_are_kept() -> None:
+    objective = parse_query("harder than BN or WC")
+    assert set(objective.compositions) == {"BN", "WC"}
+
+
+@pytest.mark.parametrize("query,application,gap_min,gap_max", [
+    ("Find a wide band gap material for UV photodetectors", "UV optoelectronics", 3.0, None),
+    ("semiconductors for infrared detectors", "infrared optoelectronics", 0.05, 1.0),
+    ("a new solid oxide fuel cell electrolyte", "oxygen-ion conductor", 3.0, None),
+    ("lead-free absorbers for solar cells", "photovoltaic absorber", 1.1, 1.7),
+])
+def test_applications_imply_gap_windows(query, application, gap_min, gap_max) -> None:
+    objective = parse_query(query)
+    assert objective.application == application
+    gap = next(t for t in objective.property_targets if t.name == "band_gap")
+    assert (gap.min, gap.max) == (gap_min, gap_max)
+
+
+@pytest.mark.parametrize("query,bounds", [
+    ("a wide band gap material", (3.0, None)),
+    ("an ultra-wide-gap oxide", (4.5, None)),
+    ("a narrow gap semiconductor", (None, 1.0)),
+    ("narrow-gap infrared detectors", (None, 1.0)),
+])
+def test_qualitative_gap_words(query, bounds) -> None:
+    """The question's own words win over an application's implied window."""
+    gap = next(t for t in parse_query(query).property_targets if t.name == "band_gap")
+    assert (gap.min, gap.max) == bounds
+    assert any(gap.source_text in note for note in parse_query(query).notes)
+
+
+@pytest.mark.slow
+def test_sodium_ion_cathodes_stay_sodium_and_cobalt_free(store) -> None:
+    objective = parse_query("Na-ion battery cathodes without cobalt")
+    assert "Na" in objective.required_elements and "Co" in objective.excluded_elements
+    systems = candidate_systems(objective, store, limit=4)
+    assert systems
+    for option in systems:
+        elements = set(option.chemsys.split("-"))
+        assert "Na" in elements and "Li" not in elements and "Co" not in elements
+        assert any(el in elements for el in ("Mn", "Fe", "Ni", "V", "Cr", "Ti", "Cu", "Mo"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("query,wide", [
+    ("Find a wide band gap material", True),
+    ("semiconductors with a band gap below 0.8 eV", False),
+])
+def test_open_questions_get_systems_on_the_right_side_of_the_gap(store, query, wide) -> None:
+    """No application, no system named: the general pools, ranked by the band-gap model."""
+    systems = candidate_systems(parse_query(query), store, limit=4)
+    assert len(systems) >= 2
+    gaps = [o.predicted_gap_ev for s in systems for o in s.compositions[:3]
+            if o.predicted_gap_ev is not None]
+    assert gaps
+    if wide:
+        assert statistics.median(gaps) >= 2.0
+    else:
+        assert statistics.median(gaps) <= 1.2
