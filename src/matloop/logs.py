@@ -40,6 +40,7 @@ NOISY_CATEGORIES: tuple[type[Warning], ...] = (UserWarning, DeprecationWarning,
 NOISY_MESSAGES = (
     r"No Pauling electronegativity for",          # pymatgen, noble gases
     r"No electronegativity for",                  # pymatgen
+    r"No default ionic radius for",               # pymatgen Species.ionic_radius
     r"Issues encountered while parsing CIF",      # pymatgen CifParser
     r"No structure parsed for section",           # pymatgen CifParser
     r"The default value of primitive was changed",  # pymatgen CifParser

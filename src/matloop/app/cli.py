@@ -255,7 +255,9 @@ def campaign(
         report = run.run(resume=bool(resume), on_event=printer)
     finally:
         printer.close()
-    report, paths = write_report_files(report, run.run_dir)
+    console.print("   [dim]writing the report (figures, material cards, DFT inputs)[/]")
+    with console.status("writing the report"):
+        report, paths = write_report_files(report, run.run_dir)
     if as_json:
         print_json({**report.model_dump(mode="json"),
                     "files": [str(p) for p in paths]})
