@@ -199,7 +199,10 @@ class MatloopGroup(TyperGroup):
 # -- output ------------------------------------------------------------------------------------
 
 def print_json(data: Any) -> None:
-    """Machine-readable output on stdout (plain JSON, one document)."""
+    """Machine-readable output on stdout (plain JSON, one document); pydantic models are
+    dumped in JSON mode."""
+    if hasattr(data, "model_dump"):
+        data = data.model_dump(mode="json")
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     sys.stdout.flush()
 

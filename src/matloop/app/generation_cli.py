@@ -76,7 +76,7 @@ def generate_command(
         report = generate_report(request, store=store, chat_model=chat_model,
                                  progress=StageBars(progress))
     paths = write_candidates(report, out_dir)
-    summary = summarize(report, paths)
+    summary = summarize(report, paths).model_dump(mode="json")
     if as_json:
         print_json(summary)
         return
