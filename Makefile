@@ -80,6 +80,7 @@ FAST := evals/results/fast
 
 bench: $(STAMP)
 	$(BENCH_ENV) $(BIN)/python -m evals.hull_labels
+	$(BENCH_ENV) $(BIN)/python -m evals.application_queries
 	$(BENCH_ENV) $(BIN)/python -m evals.rediscovery
 	$(BENCH_ENV) $(BIN)/python -m evals.campaigns
 ifeq ($(BENCH_HEAVY),1)

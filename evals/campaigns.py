@@ -177,10 +177,32 @@ def sun_top10(report: Any, store: Any) -> dict[str, Any]:
             "candidates": flags}
 
 
+def second_mlip_check(report: Any, sun: dict[str, Any], engine: Any) -> dict[str, Any]:
+    """Re-relax the report's stable new candidates (SUN in the top 10) with a second MLIP and
+    place them on the same reference hull: how many stay within the stability threshold."""
+    from pymatgen.core import Structure
+
+    by_id = {c.id: c for c in report.candidates}
+    chosen = [by_id[f["id"]] for f in sun["candidates"]
+              if f["valid"] and f["unique"] and f["novel"] and f["stable"]]
+    rows = []
+    if chosen:
+        predictions = engine.predict([Structure.from_file(c.cif_path) for c in chosen],
+                                     sources=[c.id for c in chosen])
+        for c, p in zip(chosen, predictions, strict=True):
+            e_hull = p.e_above_hull_ev_per_atom
+            rows.append({"id": c.id, "formula": c.formula,
+                         "chgnet_e_above_hull_ev_per_atom": c.e_above_hull_ev_per_atom,
+                         "second_e_above_hull_ev_per_atom": e_hull,
+                         "stays_stable": e_hull is not None and e_hull <= STABLE_EV_PER_ATOM})
+    return {"mlip": engine.mlip_label, "checked": len(rows),
+            "stay_within_threshold": sum(r["stays_stable"] for r in rows), "candidates": rows}
+
+
 # -- one campaign -------------------------------------------------------------------------------
 
 def run_query(q: dict[str, Any], budget: int, *, runs: Path, max_atoms: int,
-              seed: int) -> dict[str, Any]:
+              seed: int, second_mlip: str | None = None) -> dict[str, Any]:
     """Run one campaign from scratch (relaxations come from the cache) and score it."""
     from evals.grounding import grounded_fraction
     from matloop.app.campaign import start_campaign
@@ -203,6 +225,11 @@ def run_query(q: dict[str, Any], budget: int, *, runs: Path, max_atoms: int,
     sun = sun_top10(report, store)
     store.close()
     checks = constraint_checks(report, q.get("constraints", {}))
+    second = None
+    if second_mlip:
+        from matloop.materials.engine import MaterialsEngine
+
+        second = second_mlip_check(report, sun, MaterialsEngine(mlip=second_mlip))
     grounding = grounded_fraction(run.run_dir, report=report, state=run.state())
     u = report.usage
     return {
@@ -214,11 +241,26 @@ def run_query(q: dict[str, Any], budget: int, *, runs: Path, max_atoms: int,
                 "models": report.methods.get("models")},
         "candidates": len(report.candidates),
         "claimed": sum(bool(c.meets_objective) for c in report.candidates),
-        "sun_top10": sun, "grounding": grounding, "constraints": checks,
+        "sun_top10": sun, "second_mlip": second, "grounding": grounding, "constraints": checks,
         "all_constraints_hold": all(v["holds_for_every_claimed"] for v in checks.values()),
         "run_dir": str(run.run_dir.relative_to(REPO)) if run.run_dir.is_relative_to(REPO)
         else str(run.run_dir),
     }
+
+
+def overall(results: dict[str, Any]) -> dict[str, Any]:
+    """Aggregate SUN in the top 10, second-MLIP agreement and wall times over the campaigns."""
+    n = sum(r["sun_top10"]["n"] for r in results.values())
+    sun = sum(r["sun_top10"]["sun"] for r in results.values())
+    checked = sum((r.get("second_mlip") or {}).get("checked", 0) for r in results.values())
+    kept = sum((r.get("second_mlip") or {}).get("stay_within_threshold", 0)
+               for r in results.values())
+    walls = sorted(r["wall_seconds"] for r in results.values())
+    return {"campaigns": len(results), "top10_candidates": n, "sun": sun,
+            "sun_fraction": round(sun / n, 3) if n else None,
+            "second_mlip_checked": checked, "second_mlip_stay_stable": kept,
+            "wall_seconds_per_campaign": walls,
+            "median_wall_seconds": walls[len(walls) // 2] if walls else None}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-atoms", type=int, default=10)
     parser.add_argument("--relax-steps", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--second-mlip", default="sevenn",
+                        help="re-relax the stable new candidates with this MLIP ('' to skip)")
     parser.add_argument("--workdir", type=Path, default=WORKDIR,
                         help="data directory prepared once and reused")
     args = parse_benchmark_args(parser, argv)
@@ -262,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         results = {}
         for q in queries:
             results[q["name"]] = r = run_query(q, args.budget, runs=args.workdir / "runs",
-                                               max_atoms=args.max_atoms, seed=args.seed)
+                                               max_atoms=args.max_atoms, seed=args.seed,
+                                               second_mlip=args.second_mlip or None)
             g = r["grounding"]
             print(f"[{q['name']}] {r['status']}: {r['mlip_evaluations']} evaluations, "
                   f"{r['wall_seconds']:.0f} s, SUN top10 {r['sun_top10']['sun']}/"
@@ -282,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
                      "queries_file": str(QUERIES_FILE.relative_to(REPO)),
                      "sun": "top 10 of the report; novel = composition absent from the "
                             "reference store (MP matbench + roost + starter library)"},
-        "preparation": prep, "campaigns": results, "wall_seconds": round(wall, 1),
+        "preparation": prep, "campaigns": results, "overall": overall(results),
+        "wall_seconds": round(wall, 1),
         "peak_memory_mib": round(mem.peak_mib),
     }, args.out)
     print(f"wrote {path}")

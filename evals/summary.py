@@ -167,12 +167,25 @@ def _composition_prior(d: dict[str, Any]) -> str:
             f"{_pct(cal.get('within_1_sigma'))}")
 
 
+
+def _application_queries(d: dict[str, Any]) -> str:
+    s = d.get("summary") or {}
+    if not s:
+        return "-"
+    return (f"{s['queries']} questions: application read in {s['application_recognised']}, "
+            f"all proposed systems on topic in {s['on_topic']}, empty {s['empty']}; predicted "
+            f"gap in the window for {_pct(s['mean_in_window_share'])} of proposed compositions "
+            f"vs {_pct(s['mean_in_window_share_without_window'])} without the window "
+            f"({s['gap_queries']} gap questions); median {s['median_wall_s']} s per question")
+
 HEADLINES: dict[str, Callable[[dict[str, Any]], str]] = {
     "hull_labels": _hull, "mlip_accuracy": _mlip, "throughput": _throughput,
     "generation": _generation, "retrieval": _retrieval, "surrogates": _surrogates,
-    "rediscovery": _rediscovery, "campaigns": _campaigns, "judge": _judge,
+    "rediscovery": _rediscovery, "rediscovery_composition": _rediscovery,
+    "campaigns": _campaigns, "judge": _judge,
     "chat_intents": _chat_intents, "llm_server": _llm_server, "mp_references": _mp_references,
     "band_gap": _band_gap, "hardness": _hardness, "composition_prior": _composition_prior,
+    "application_queries": _application_queries,
 }
 
 

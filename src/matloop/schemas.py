@@ -15,7 +15,8 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 #: 1.1 added discussion, reference_phases, cards, dft_inputs, artifacts and structured
 #: removed_claims (1.0 reports still load: their removed claims were plain strings).
 #: 1.2 added candidate flags and the mp-id of each reference phase.
-SCHEMA_VERSION = "1.2"
+#: 1.3 added the structure type (AFLOW prototype label) of each material card.
+SCHEMA_VERSION = "1.3"
 
 PropertyName = Literal[
     "e_above_hull", "formation_energy", "band_gap", "bulk_modulus", "energy_per_atom"
@@ -27,6 +28,7 @@ PROPERTY_UNITS: dict[str, str] = {
     "band_gap": "eV",
     "bulk_modulus": "GPa",
     "energy_per_atom": "eV/atom",
+    "magnetic_moment": "bohr_per_atom",
 }
 
 
@@ -340,6 +342,34 @@ class RemovedClaim(BaseModel):
     reason: str = Field(default="", description="Which number or citation had no source.")
 
 
+class StructureType(BaseModel):
+    """The structure type of a relaxed structure: its match in the AFLOW library of
+    crystallographic prototypes (Mehl et al., Comput. Mater. Sci. 136, S1 (2017)) shipped with
+    pymatgen, and its own Pearson symbol."""
+
+    label: str | None = Field(default=None, description="AFLOW prototype label of the matched "
+                              "library prototype, e.g. AB3C_cP5_221_a_c_b; None when no "
+                              "prototype of the library matched.")
+    name: str | None = Field(default=None, description="Mineral or common name of the "
+                                                       "prototype, e.g. (Cubic) Perovskite.")
+    strukturbericht: str | None = Field(default=None, description="Strukturbericht "
+                                                                  "designation, e.g. E2_1.")
+    pearson: str | None = Field(default=None, description="Pearson symbol of the structure "
+                                                          "itself (spglib), e.g. cP5.")
+    source: str = Field(default="", description="Matcher, library, tolerances and version.")
+    note: str | None = Field(default=None, description="Why there is no library label "
+                                                       "(no match, failure, time limit).")
+    duration_s: float = Field(default=0.0, description="Time the matching took, s.")
+
+    def describe(self) -> str:
+        """One line for tables: label and name, or the structure's own label."""
+        if self.label:
+            return f"{self.label} · {self.name}" if self.name else self.label
+        if self.pearson:
+            return f"{self.pearson}, no AFLOW library prototype"
+        return "–"
+
+
 class ReportCard(BaseModel):
     """A material card of a top candidate, with its files (paths relative to the run dir)."""
 
@@ -350,6 +380,9 @@ class ReportCard(BaseModel):
     cif: str | None = Field(default=None, description="Relaxed CIF beside the card.")
     images: dict[str, str] = Field(default_factory=dict,
                                    description="Projection PNG per viewing axis (a, b, c).")
+    structure_type: StructureType | None = Field(default=None, description="AFLOW prototype "
+                                                 "match of the relaxed structure (cards "
+                                                 "written before schema 1.3 have none).")
 
 
 class DFTInput(BaseModel):

@@ -58,12 +58,28 @@ def test_rediscovery_systems_file_is_valid_and_varied() -> None:
     from evals.rediscovery import load_systems
 
     systems = load_systems()
-    assert len(systems) >= 10
+    assert len(systems) >= 25
     sizes = {len(s.chemsys.split("-")) for s in systems}
-    assert sizes == {2, 3}
-    assert {"oxide", "halide", "chalcogenide", "nitride", "intermetallic"} <= {
-        s.kind for s in systems}
+    assert sizes == {2, 3, 4}
+    assert sum(size == 4 for size in (len(s.chemsys.split("-")) for s in systems)) >= 2
+    assert {"oxide", "halide", "chalcogenide", "nitride", "intermetallic", "Heusler",
+            "Zintl phase", "MAX phase"} <= {s.kind for s in systems}
     assert all(s.query.endswith(f"{s.chemsys} system") for s in systems)
+    # Every target names its own structure type (an empty list: in neither library).
+    assert all(set(s.structure_types) == set(s.targets) for s in systems)
+    assert {"spinel", "chalcopyrite", "olivine", "pyrochlore", "heusler", "MAX_211",
+            "alpha_NaFeO2"} <= {t for s in systems for t in s.types_of()}
+
+
+def test_rediscovery_structure_types_must_belong_to_targets(tmp_path: Path) -> None:
+    from evals.rediscovery import load_systems
+
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"systems": [{"chemsys": "Na-Cl", "kind": "halide",
+                                             "targets": ["NaCl"],
+                                             "structure_types": {"KCl": ["rocksalt"]}}]}))
+    with pytest.raises(MatloopError, match="structure_types of"):
+        load_systems(path)
 
 
 def test_rediscovery_rejects_a_target_outside_its_system(tmp_path: Path) -> None:
@@ -80,7 +96,7 @@ def test_rediscovery_targets_are_on_the_mp_hull(shared_data: Path) -> None:
     from evals.rediscovery import check_targets, load_systems
 
     labels = check_targets(load_systems(), shared_data)
-    assert labels["SrTiO3"] == 0.0 and len(labels) >= 10
+    assert labels["SrTiO3"] == 0.0 and len(labels) >= 25
 
 
 def test_held_out_store_has_no_target_but_keeps_its_neighbours(shared_data: Path,
@@ -119,6 +135,44 @@ def test_rediscovery_score_counts_evaluations_to_the_first_hit() -> None:
     assert got["AlNi"]["structure_match"] is None  # no reference structure to compare
     assert got["AlNi"]["hit_within_threshold_of_mp"]  # -1.1 is below MP's -0.66
     assert not got["AlNi3"]["rediscovered"] and got["AlNi3"]["candidates_with_formula"] == 0
+
+
+def test_rediscovery_flags_a_hit_in_the_held_out_type_and_compares_with_random() -> None:
+    from evals.rediscovery import System, _searches, overall, score
+    from pymatgen.core import Lattice, Structure
+
+    b2 = Structure(Lattice.cubic(2.88), ["Al", "Ni"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    l10 = Structure(Lattice.tetragonal(2.5, 3.4), ["Al", "Ni"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    fcc_like = Structure(Lattice.cubic(3.6), ["Al", "Ni", "Ni", "Ni"],
+                         [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    system = System("Al-Ni", "intermetallic", ("AlNi", "AlNi3"),
+                    {"AlNi": ("CsCl",), "AlNi3": ("L1_2",)})
+    assert _searches(system, "chemsys") == [("Al-Ni", None)]
+    assert _searches(system, "composition") == [("AlNi", ("AlNi",)), ("AlNi3", ("AlNi3",))]
+    rows_ = [{"formula": "AlNi", "status": "ok", "method": "random", "parent": None,
+              "e_above_hull_ev_per_atom": 0.0, "formation_energy_ev_per_atom": -0.7,
+              "structure": b2, "how": {"prior": "uniform"}},
+             {"formula": "AlNi3", "status": "ok", "method": "random", "parent": None,
+              "e_above_hull_ev_per_atom": 0.01, "formation_energy_ev_per_atom": -0.4,
+              "structure": fcc_like}]
+    held = {"mp_formation_ev_per_atom": {}, "reference_structures": {}}
+    got = score(rows_, system, held, type_structures={"AlNi": [b2], "AlNi3": [l10]})
+    assert got["AlNi"]["hit_has_held_out_type"] is True
+    assert got["AlNi"]["found_by"]["how"] == {"prior": "uniform"}
+    assert got["AlNi3"]["hit_has_held_out_type"] is False  # L1_2 is not B2/L1_0
+    entry = {"rediscovered": ["AlNi", "AlNi3"], "evaluations": 2, "targets": got,
+             "wall_seconds": 1.0}
+    slow = {"rediscovered": ["AlNi"], "evaluations": 8, "wall_seconds": 2.0,
+            "targets": {"AlNi": {**got["AlNi"], "evaluations_to_first": 8},
+                        "AlNi3": {**got["AlNi3"], "rediscovered": False,
+                                  "evaluations_to_first": None,
+                                  "hit_within_threshold_of_mp": False}}}
+    out = overall({"Al-Ni": {"approaches": {"aflow": entry, "random": slow}}},
+                  ("aflow", "random"))
+    assert out["aflow"]["evaluations_per_rediscovery"] == 1.0
+    assert out["random"]["evaluations_per_rediscovery"] == 8.0
+    assert out["aflow"]["evaluations_per_rediscovery_vs_random"] == 0.12
+    assert out["aflow"]["median_evaluations_to_first_hit"] == 1.5
 
 
 # -- campaign quality -----------------------------------------------------------------------------
@@ -187,3 +241,36 @@ def test_grounded_fraction_checks_numbers_and_citations_against_the_run(tmp_path
     assert got["citations"] == 6 and got["citations_grounded"] == 4
     assert got["grounded_fraction"] == pytest.approx(5 / 8)
     assert "0.7" in got["ungrounded_examples"]
+
+
+def test_rediscovery_stop_rules_and_merge_of_parallel_parts(tmp_path: Path) -> None:
+    from evals.rediscovery import _is_hit, merge, overall
+
+    held = {"mp_formation_ev_per_atom": {"AlNi": -0.66}}
+    near = {"formula": "AlNi", "status": "ok", "e_above_hull_ev_per_atom": 0.0,
+            "formation_energy_ev_per_atom": -0.65}
+    far = {**near, "formation_energy_ev_per_atom": -0.5}
+    assert _is_hit(far, "AlNi", held, "hit") and not _is_hit(far, "AlNi", held, "near_mp")
+    assert _is_hit(near, "AlNi", held, "near_mp") and not _is_hit(near, "AlNi", held, "budget")
+
+    def entry(first: int | None) -> dict:
+        return {"rediscovered": ["AlNi"] if first else [], "evaluations": first or 20,
+                "wall_seconds": 1.0,
+                "targets": {"AlNi": {"rediscovered": bool(first), "evaluations_to_first": first,
+                                     "structure_match": None,
+                                     "hit_within_threshold_of_mp": False}}}
+
+    def part(name: str, approach: str, first: int | None) -> Path:
+        per_system = {"Al-Ni": {"approaches": {approach: entry(first)}}}
+        path = tmp_path / name
+        path.write_text(json.dumps({
+            "settings": {"mode": "composition"}, "per_system": per_system,
+            "overall": overall(per_system, (approach,)), "wall_seconds": 5.0}))
+        return path
+
+    merged = merge([part("a.json", "aflow", 2), part("b.json", "random", None)])
+    assert set(merged["per_system"]["Al-Ni"]["approaches"]) == {"aflow", "random"}
+    assert merged["overall"]["aflow"]["evaluations_per_rediscovery"] == 2.0
+    assert merged["overall"]["random"]["rediscovered"] == 0
+    with pytest.raises(MatloopError, match="more than one file"):
+        merge([part("c.json", "aflow", 2), part("d.json", "aflow", 3)])

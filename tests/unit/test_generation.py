@@ -237,7 +237,7 @@ def test_bad_input_raises_matloop_error_with_hint(kwargs: dict, message: str) ->
 
 
 def test_unknown_method_is_also_a_value_error() -> None:
-    with pytest.raises(ValueError, match="valid: prototype, substitution, random, llm"):
+    with pytest.raises(ValueError, match="valid: prototype, aflow, substitution, random, llm"):
         generate(GenerationRequest(composition="NaCl", methods=["nope"]))
     assert issubclass(UnknownGeneratorError, GenerationError)
 

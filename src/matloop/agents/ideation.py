@@ -295,7 +295,11 @@ def composition_options(elements: list[str], objective: Objective, store: Any, *
     except MatloopError:
         return []
     limit = min(objective.max_atoms, 20)
-    ranked = [r for r in ranked if r.atoms_per_formula <= limit]
+    from matloop.materials.chemistry import charge_balanced
+
+    # the critic's charge-balance rule: MP lists high-pressure or molecular oddities (NaCl3,
+    # Na3Cl) that a hypothesis must not carry
+    ranked = [r for r in ranked if r.atoms_per_formula <= limit and charge_balanced(r.formula)]
     formulas = [r.formula for r in ranked]
     wanted = hinted_stoichiometries(objective)
     p_targets, gaps, gap_source = target_probabilities(formulas, objective)

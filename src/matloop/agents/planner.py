@@ -32,7 +32,7 @@ BEYOND_TOOLS = [
     "Synthesis attempt following the closest known analogue route (precursors, temperature, "
     "atmosphere from the knowledge base), then phase identification by powder XRD",
 ]
-_METHODS = ("prototype", "substitution", "random", "llm")
+_METHODS = ("prototype", "aflow", "substitution", "random", "llm")
 
 
 class PlanFeedback:
@@ -154,6 +154,10 @@ class OfflinePlanner:
                          tool=PREDICT_PROPERTIES, hypothesis_id=h.id, depends_on=[pred],
                          inputs={"structures": f"${pred}:stable:3", "relax": True,
                                  "bulk_modulus": True})
+                elif target.name == "magnetic_moment":
+                    if i == 0:
+                        notes.append("magnetic_moment comes with the relaxation (the MLIP's "
+                                     "site moments; CHGNet gives them, other backends do not)")
                 elif target.name not in ("e_above_hull", "formation_energy", "energy_per_atom"):
                     if target.name in property_models and PREDICT_PROPERTY in tools:
                         step(purpose=f"{target.name} of {h.id}'s stable candidates (surrogate)",

@@ -27,7 +27,9 @@ AUTHOR = OFFLINE
 
 
 #: Generators a hypothesis is tested with when nothing narrower is asked.
-STRUCTURE_METHODS = ["prototype", "substitution", "random"]
+#: Structure sources of a fresh hypothesis: the 75 named types, pymatgen's AFLOW prototype
+#: library, data-mined substitution and pyxtal random search with space-group priors.
+STRUCTURE_METHODS = ["prototype", "aflow", "substitution", "random"]
 
 
 @dataclass
@@ -191,7 +193,7 @@ class OfflineScientist:
                 why=f"{arm.formula} came within {arm.best_e_above_hull_ev_per_atom:+.3f} eV/atom "
                     f"of the hull ({arm.stable} of {arm.evaluated} evaluated candidates stable; "
                     f"UCB value {value:.2f}): search its other structures",
-                methods=["random", "substitution", "prototype"], priority=value,
+                methods=["random", "substitution", "aflow", "prototype"], priority=value,
                 parent=arm.best_id, evidence=evidence)
             scored.append((value, h))
             if len(scored) >= 2:

@@ -11,6 +11,7 @@ PROPERTY_KEYS = {
     "formation_energy": "formation_energy_ev_per_atom",
     "e_above_hull": "e_above_hull_ev_per_atom",
     "energy_per_atom": "energy_per_atom_ev",
+    "magnetic_moment": "magnetic_moment_bohr_per_atom",
 }
 
 

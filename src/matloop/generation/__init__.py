@@ -8,12 +8,32 @@ Python API (the campaign graph imports these names)::
     candidates = generate(request, store=engine.store)          # list[Candidate], unique
     metrics = sun_metrics(candidates, engine)                   # relaxes with the MLIP
 
-Built-in methods: ``prototype`` (decorations of the prototype library), ``substitution``
-(Hautier data-mined ion substitution of known structures), ``random`` (pyxtal symmetric random
-structures, AIRSS-like) and ``llm`` (few-shot generation with a LangChain chat model, only when
-one is passed as ``chat_model``). Every candidate is a primitive cell that passed the request's
-constraints; validity, uniqueness (StructureMatcher, MatterGen's ltol 0.2 / stol 0.3 /
-angle_tol 5) and provenance are attached before it is returned.
+Built-in methods: ``prototype`` (decorations of the 75-type prototype library), ``aflow``
+(decorations of pymatgen's 288-structure AFLOW prototype library, :mod:`.aflow`),
+``substitution`` (Hautier data-mined ion substitution of known structures: the store, both
+prototype libraries), ``random`` (pyxtal symmetric random structures, AIRSS-like; with
+``random_prior`` space groups and Wyckoff patterns come from known analogues, :mod:`.priors`)
+and ``llm`` (few-shot generation with a LangChain chat model, only when one is passed as
+``chat_model``). ``methods=None`` runs prototype, substitution and random; ``"all"`` adds aflow
+(and llm). Every candidate is a primitive cell that passed the request's constraints; validity,
+uniqueness (StructureMatcher, MatterGen's ltol 0.2 / stol 0.3 / angle_tol 5) and provenance are
+attached before it is returned.
+
+Search options of :class:`GenerationRequest`: ``exclude_prototypes`` / ``exclude_structures``
+hide structure types from both prototype libraries, ``holdout_formulas`` (and
+``holdout_strict``) keep known structures out of substitution parents and random-search
+analogues (:mod:`.holdout`), ``substitution_sources`` chooses parents, ``random_prior`` and
+``random_explore_fraction`` steer random search, ``aflow_assignments`` caps element
+assignments per AFLOW prototype. Alloys and metallic compounds (Ti2AlN, Co2MnSi) need no
+charge balance and come from a stoichiometry grid (:mod:`.chemistry`).
+
+Refinement moves for a search's expansion step (:mod:`.refine`)::
+
+    from matloop.generation.refine import distort, neighbour_substitutions, next_prototypes
+
+    distort(best, n=4, seed=0)                           # subgroup / supercell distortions
+    neighbour_substitutions(best, allowed_elements=["Ca", "Ba", "Zr"])
+    next_prototypes("SrTiO3", tried=candidates_so_far, n=3)
 
 Plugging in an external generator (MatterGen, Chemeleon, DiffCSP...)
 --------------------------------------------------------------------

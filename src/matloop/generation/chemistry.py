@@ -8,6 +8,12 @@ Two sets of oxidation states are used on purpose:
 * the validity check is SMACT's ``smact_validity`` (ICSD 2024 oxidation states, Pauling
   electronegativity order, all-metal compositions accepted as alloys), so "valid" means what it
   means in the generative-model literature (CDVAE, MatterGen, Chemeleon).
+
+Metallic compounds are the one exception to charge balance besides alloys (:func:`is_metallic`):
+metal-rich compounds of a d- or f-block metal with B, C, N, Si, Ge, P, As or Sb (MAX phases such
+as Ti2AlN, Heuslers with a main-group Z such as Co2MnSi, Fe3C, Fe2P) are bonded metallically
+and need no oxidation-state assignment. They are proposed from a small stoichiometry grid
+(:data:`STOICHIOMETRY_GRID`), not from the full enumeration.
 """
 
 from __future__ import annotations
@@ -39,6 +45,20 @@ Assignment = dict[str, int]
 #: composition is not proposed (e.g. LiFeO needs Fe+).
 ANION_FORMERS = frozenset({"H", "N", "O", "F", "S", "Cl", "Se", "Br", "Te", "I"})
 
+#: Non-metals that form metallic compounds with d-/f-block metals (carbides, nitrides, borides,
+#: silicides, pnictides, the X and A elements of MAX phases).
+METALLIC_PARTNERS = frozenset({"B", "C", "N", "Si", "Ge", "P", "As", "Sb"})
+
+#: Reduced stoichiometries offered for alloy and metallic systems, by number of elements; every
+#: assignment of the elements to the letters is tried. AB2C covers full Heuslers (Cu2MnAl) and
+#: M2AX MAX phases (Ti2AlN), A3BC2 and A4BC3 the 312 and 413 MAX phases, AB2 Laves phases.
+STOICHIOMETRY_GRID: dict[int, tuple[tuple[int, ...], ...]] = {
+    1: ((1,),),
+    2: ((1, 1), (1, 2), (1, 3), (2, 3), (1, 5)),
+    3: ((1, 1, 1), (2, 1, 1), (1, 2, 2), (3, 1, 1), (3, 1, 2), (4, 1, 3)),
+    4: ((1, 1, 1, 1), (2, 1, 1, 1)),
+}
+
 
 @lru_cache(maxsize=256)
 def common_oxidation_states(symbol: str) -> tuple[int, ...]:
@@ -51,8 +71,9 @@ def common_oxidation_states(symbol: str) -> tuple[int, ...]:
 
 def proposable(composition: Composition) -> bool:
     """Whether decorating/substituting generators may propose this composition: an alloy, a
-    compound balanced with common states, or (no anion former present) one SMACT accepts."""
-    if is_alloy(composition) or oxidation_assignments(composition):
+    metallic compound (:func:`is_metallic`), a compound balanced with common states, or (no
+    anion former present) one SMACT accepts."""
+    if is_alloy(composition) or is_metallic(composition) or oxidation_assignments(composition):
         return True
     if any(el.symbol in ANION_FORMERS for el in composition.elements):
         return False
@@ -62,6 +83,42 @@ def proposable(composition: Composition) -> bool:
 def is_alloy(composition: Composition) -> bool:
     """True when every element is a metal: charge balance does not apply (intermetallic)."""
     return all(el.is_metal for el in composition.elements)
+
+
+def _d_or_f_metal(el: Element) -> bool:
+    return bool((el.is_transition_metal and (el.group or 0) <= 11) or el.is_rare_earth
+                or el.is_actinoid)
+
+
+def is_metallic(composition: Composition) -> bool:
+    """A metallic compound that needs no charge balance: not all metals, at least half of the
+    atoms metals, one of them a d- or f-block metal (groups 3-11, rare earths, actinides), and
+    every non-metal in :data:`METALLIC_PARTNERS` (Ti2AlN, Fe3C, Co2MnSi yes; LiN, Ti2AlO no)."""
+    amounts = composition.get_el_amt_dict()
+    els = [Element(s) for s in amounts]
+    if all(el.is_metal for el in els):
+        return False
+    if any(not el.is_metal and el.symbol not in METALLIC_PARTNERS for el in els):
+        return False
+    if not any(_d_or_f_metal(el) for el in els):
+        return False
+    metal_atoms = sum(n for s, n in amounts.items() if Element(s).is_metal)
+    return metal_atoms >= 0.5 * sum(amounts.values())
+
+
+def grid_compositions(elements: Sequence[str], *, max_atoms: int) -> list[Composition]:
+    """Alloy or metallic compositions of :data:`STOICHIOMETRY_GRID` using every element once,
+    smallest first (empty for more than four elements or when none is metallic)."""
+    symbols = sorted(elements)
+    found: dict[str, Composition] = {}
+    for pattern in STOICHIOMETRY_GRID.get(len(symbols), ()):
+        for counts in set(itertools.permutations(pattern)):
+            if sum(counts) > max_atoms:
+                continue
+            comp = Composition(dict(zip(symbols, counts, strict=True)))
+            if is_alloy(comp) or is_metallic(comp):
+                found.setdefault(comp.reduced_formula, comp)
+    return sorted(found.values(), key=lambda c: (c.num_atoms, c.reduced_formula))
 
 
 @lru_cache(maxsize=4096)
@@ -100,13 +157,16 @@ def oxidation_assignments(composition: Composition | str) -> list[Assignment]:
 
 
 def roles(composition: Composition) -> tuple[str, Assignment]:
-    """Bonding type and oxidation states: ('alloy', 0s), ('ionic', states) or ('other', 0s)."""
+    """Bonding type and oxidation states: ('alloy', 0s), ('ionic', states), ('metallic', 0s)
+    for a metallic compound with no common-valence assignment, or ('other', 0s)."""
     symbols = [el.symbol for el in composition.elements]
     if is_alloy(composition):
         return "alloy", dict.fromkeys(symbols, 0)
     found = oxidation_assignments(composition)
     if found:
         return "ionic", found[0]
+    if is_metallic(composition):
+        return "metallic", dict.fromkeys(symbols, 0)
     return "other", dict.fromkeys(symbols, 0)
 
 
@@ -157,7 +217,9 @@ def charge_balanced(composition: Composition) -> bool:
 
 
 def check_validity(structure: Structure) -> tuple[bool, list[str]]:
-    """Validity of a generated structure: SMACT charge/electronegativity, distances, volume.
+    """Validity of a generated structure: SMACT charge/electronegativity (not for metallic
+    compounds, :func:`is_metallic`, which like alloys need no charge balance), distances,
+    volume.
 
     Returns:
         Whether it is valid, and one note per failed check.
@@ -184,13 +246,15 @@ def check_validity(structure: Structure) -> tuple[bool, list[str]]:
 
 def enumerate_compositions(elements: Sequence[str], *, max_atoms: int, max_coefficient: int = 8,
                            ) -> Iterator[Composition]:
-    """Charge-balanced (or alloy) reduced compositions using every element of ``elements``.
+    """Charge-balanced (or alloy) reduced compositions using every element of ``elements``,
+    and the metallic ones of the stoichiometry grid (:func:`grid_compositions`).
 
     Ordered by formula-unit size, then formula; at most ``max_coefficient`` of each element.
     """
     symbols = sorted(elements)
     seen: set[str] = set()
     found = []
+    kept: set[str] = set()
     limit = min(max_coefficient, max_atoms)
     for counts in itertools.product(range(1, limit + 1), repeat=len(symbols)):
         if sum(counts) > max_atoms or math.gcd(*counts) != 1:
@@ -202,5 +266,10 @@ def enumerate_compositions(elements: Sequence[str], *, max_atoms: int, max_coeff
         seen.add(rf)
         if is_alloy(comp) or oxidation_assignments(comp):
             found.append((sum(counts), rf, comp))
+            kept.add(rf)
+    for comp in grid_compositions(symbols, max_atoms=max_atoms):
+        if comp.reduced_formula not in kept:
+            kept.add(comp.reduced_formula)
+            found.append((int(comp.num_atoms), comp.reduced_formula, comp))
     for _, _, comp in sorted(found, key=lambda t: (t[0], t[1])):
         yield comp

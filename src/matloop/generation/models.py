@@ -10,8 +10,10 @@ from pymatgen.core import Structure
 
 from matloop.materials.structures import structure_fingerprint
 
-#: Generators shipped with matloop, in the order ``methods=None`` / ``"all"`` runs them.
-BUILTIN_METHODS = ("prototype", "substitution", "random", "llm")
+#: Generators shipped with matloop, in the order ``"all"`` runs them.
+BUILTIN_METHODS = ("prototype", "aflow", "substitution", "random", "llm")
+#: Where substitution takes its parent structures from.
+SUBSTITUTION_SOURCES = ("store", "prototypes", "aflow")
 
 
 class GenerationRequest(BaseModel):
@@ -33,9 +35,9 @@ class GenerationRequest(BaseModel):
     n: int = Field(default=10, ge=1, le=1000, description="How many candidates to return.")
     seed: int = Field(default=0, description="Random seed; same request and seed, same output.")
     methods: list[str] | None = Field(default=None, description="Generators to run: prototype, "
-                                      "substitution, random, llm, a registered name, or 'all'. "
-                                      "None: prototype, substitution, random (and llm when a "
-                                      "chat model is given).")
+                                      "aflow, substitution, random, llm, a registered name, or "
+                                      "'all' (every built-in). None: prototype, substitution, "
+                                      "random (and llm when a chat model is given).")
     keep_invalid: bool = Field(default=False, description="Return candidates that fail the "
                                "validity checks too (flagged valid=False).")
     dedupe: bool = Field(default=True, description="Drop structures that match an earlier "
@@ -46,6 +48,49 @@ class GenerationRequest(BaseModel):
                                           "reduced formula the store already knows (with or "
                                           "without a structure): spend no MLIP time on known "
                                           "compositions.")
+    exclude_prototypes: list[str] = Field(default_factory=list, description="Structure types "
+                                          "no prototype source may use: names or aliases of the "
+                                          "75-type library (spinel, MAX_211), AFLOW labels "
+                                          "(A2BC4_cF56_227_d_a_e), Strukturbericht designations "
+                                          "(H1_1) or mineral names (Spinel). Every prototype of "
+                                          "either library with the same structure (anonymous "
+                                          "StructureMatcher fit) goes too.")
+    exclude_structures: list[dict[str, Any]] = Field(default_factory=list, description="Structures "
+                                                     "(pymatgen Structure.as_dict()) whose "
+                                                     "structure type no prototype source may use; "
+                                                     "the structures themselves are also no "
+                                                     "substitution parent or random-search "
+                                                     "analogue.")
+    holdout_formulas: list[str] = Field(default_factory=list, description="Compositions whose "
+                                        "known structures no generator may start from "
+                                        "(substitution parents, random-search analogues).")
+    holdout_strict: bool = Field(default=False, description="Also drop every known structure "
+                                 "of an excluded structure type from substitution parents and "
+                                 "random-search analogues (nothing of that type left to copy).")
+    substitution_sources: list[str] | None = Field(default=None, description="Parents of the "
+                                                   "substitution method: store (reference "
+                                                   "store or starter library), prototypes (the "
+                                                   "75-type library's examples), aflow (the AFLOW "
+                                                   "library's examples). None: all three.")
+    random_prior: bool = Field(default=False, description="Random search draws space groups and "
+                               "Wyckoff patterns from known structures of similar chemistry "
+                               "(same anonymised formula or stoichiometry class) instead of "
+                               "uniformly.")
+    random_explore_fraction: float = Field(default=0.25, ge=0.0, le=1.0, description="With "
+                                           "random_prior: share of attempts that still draw the "
+                                           "space group uniformly.")
+    aflow_assignments: int = Field(default=2, ge=1, le=24, description="Most element "
+                                   "assignments tried per AFLOW prototype (best ranked first).")
+
+    @field_validator("substitution_sources")
+    @classmethod
+    def _check_sources(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            bad = sorted(set(value) - set(SUBSTITUTION_SOURCES))
+            if bad:
+                raise ValueError(f"unknown substitution source(s) {bad}; valid: "
+                                 f"{', '.join(SUBSTITUTION_SOURCES)}")
+        return value
 
     @field_validator("spacegroups")
     @classmethod

@@ -4,9 +4,12 @@ Every prototype of ``prototypes.json`` whose number of site labels equals the nu
 is decorated with each permutation of the allowed elements. A decoration is kept when
 
 * its composition is the requested one (or lies in the requested chemical system),
-* it is an alloy (all metals), or it is charge balanced with common oxidation states and its
-  anions (negative states) sit exactly on the prototype's anion labels (X, Y); compositions that
-  are neither (e.g. FeSi, MgB2) must pass SMACT's check.
+* it is an alloy (all metals) or a metallic compound (Ti2AlN, Co2MnSi: no charge balance, no
+  anion labels), or it is charge balanced with common oxidation states and its anions (negative
+  states) sit exactly on the prototype's anion labels (X, Y); compositions that are none of
+  these (e.g. FeSi, MgB2) must pass SMACT's check;
+* its prototype is not held out (``exclude_prototypes`` / ``exclude_structures``, see
+  :mod:`matloop.generation.holdout`).
 
 Decorations are ranked by how well their radii match the prototype's example decoration (mean
 ``|ln(r/r_example)|`` over labels), so a perovskite gets its big cation on A. The cell starts
@@ -27,7 +30,13 @@ from typing import Any
 
 from pymatgen.core import Composition, Structure
 
-from matloop.generation.chemistry import proposable, roles, species_radius, sphere_volume
+from matloop.generation.chemistry import (
+    is_metallic,
+    proposable,
+    roles,
+    species_radius,
+    sphere_volume,
+)
 from matloop.generation.models import Candidate
 from matloop.generation.targets import Target, centring
 from matloop.materials.prototypes import Prototype, load_prototypes
@@ -115,12 +124,23 @@ def _template_radii(index: int) -> tuple[dict[str, float], float] | None:
     return _label_radii(t.species, states), sphere_volume(amounts, states)
 
 
-def decorations(target: Target) -> list[tuple[float, int, dict[str, str], Composition,
-                                               dict[str, int]]]:
+@lru_cache(maxsize=256)
+def example_structure(index: int) -> Structure:
+    """The template's own decoration, built once (conventional cell; do not modify)."""
+    t = templates()[index]
+    if t.species is None:
+        raise ValueError(f"prototype {t.prototype.name} has no example decoration")
+    return t.build(t.species)
+
+
+def decorations(target: Target, exclusions: Any = None,
+                ) -> list[tuple[float, int, dict[str, str], Composition, dict[str, int]]]:
     """Every acceptable decoration: (score, template index, label->element, composition,
-    oxidation states), best first."""
+    oxidation states), best first; prototypes held out by ``exclusions`` are skipped."""
     options = []
     for index, t in enumerate(templates()):
+        if exclusions is not None and exclusions.excludes_prototype(t.prototype.name):
+            continue
         labels = t.prototype.labels
         counts = t.label_atoms
         primitive_atoms = sum(counts.values()) / centring(t.prototype.spacegroup)
@@ -135,7 +155,7 @@ def decorations(target: Target) -> list[tuple[float, int, dict[str, str], Compos
                 if target.accepts(comp) is not None:
                     continue
                 kind, states = roles(comp)
-                if kind == "ionic":
+                if kind == "ionic" and not is_metallic(comp):
                     anions = {el for el, q in states.items() if q < 0}
                     on_anion_sites = {mapping[lb] for lb in labels if lb in ANION_LABELS}
                     if anions != on_anion_sites:
@@ -164,7 +184,7 @@ def decorate(index: int, mapping: dict[str, str], states: dict[str, int]) -> Str
     if ref is None:
         volume = estimated_volume_per_atom(structure.composition) * len(structure)
     else:
-        template_structure = t.build(t.species)
+        template_structure = example_structure(index)
         template_comp = template_structure.composition
         ratio = sphere_volume(structure.composition.get_el_amt_dict(), states) / sphere_volume(
             template_comp.get_el_amt_dict(), roles(template_comp)[1])
@@ -175,7 +195,8 @@ def decorate(index: int, mapping: dict[str, str], states: dict[str, int]) -> Str
 
 def prototype_generator(request: Any, context: Any) -> Iterator[Candidate]:
     """Decorations of the prototype library, best radius match first."""
-    for score, index, mapping, _comp, states in decorations(context.target):
+    for score, index, mapping, _comp, states in decorations(
+            context.target, getattr(context, "exclusions", None)):
         t = templates()[index]
         try:
             structure = decorate(index, mapping, states)
@@ -184,6 +205,7 @@ def prototype_generator(request: Any, context: Any) -> Iterator[Candidate]:
             continue
         yield Candidate.from_structure(structure, method="prototype", provenance={
             "prototype": t.prototype.name,
+            "prototype_key": f"prototype:{t.prototype.name}",
             "template": t.source,
             "template_species": t.species,
             "decoration": mapping,

@@ -20,6 +20,7 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from matloop.errors import MatloopError
 from matloop.generation.chemistry import check_validity
+from matloop.generation.holdout import Exclusions, exclusions_for
 from matloop.generation.matching import NoveltyIndex, UniqueIndex
 from matloop.generation.models import (
     BUILTIN_METHODS,
@@ -50,6 +51,7 @@ class GenerationContext:
     chat_model: Any = None
     few_shot_k: int = 6
     rejected: list[Rejection] = field(default_factory=list)
+    exclusions: Exclusions = field(default_factory=Exclusions)
 
     def reject(self, method: str, reason: str, *, formula: str | None = None,
                detail: dict[str, Any] | None = None) -> None:
@@ -78,25 +80,30 @@ def available_generators() -> list[str]:
 def _register_builtins() -> None:
     if all(m in _REGISTRY for m in BUILTIN_METHODS):
         return
+    from matloop.generation.aflow import aflow_generator
     from matloop.generation.llm import llm_generator
     from matloop.generation.prototype import prototype_generator
     from matloop.generation.random_search import random_generator
     from matloop.generation.substitution import substitution_generator
 
-    for name, fn in (("prototype", prototype_generator), ("substitution", substitution_generator),
-                     ("random", random_generator), ("llm", llm_generator)):
+    for name, fn in (("prototype", prototype_generator), ("aflow", aflow_generator),
+                     ("substitution", substitution_generator), ("random", random_generator),
+                     ("llm", llm_generator)):
         _REGISTRY.setdefault(name, fn)
 
 
 def resolve_methods(methods: Iterable[str] | None, *, chat_model: Any = None) -> list[str]:
-    """Method names to run, in order; 'all' or None means every built-in that can run."""
+    """Method names to run, in order. None: prototype, substitution, random (and llm with a
+    chat model); 'all': every built-in that can run (aflow too)."""
     _register_builtins()
-    default = ["prototype", "substitution", "random"] + (["llm"] if chat_model is not None else [])
+    llm = ["llm"] if chat_model is not None else []
+    default = ["prototype", "substitution", "random", *llm]
+    everything = ["prototype", "aflow", "substitution", "random", *llm]
     if not methods:
         return default
     out: list[str] = []
     for m in methods:
-        for name in (default if m == "all" else [m.strip().lower()]):
+        for name in (everything if m == "all" else [m.strip().lower()]):
             if name not in _REGISTRY:
                 raise UnknownGeneratorError(
                     f"unknown generation method {name!r}",
@@ -180,7 +187,7 @@ def generate_report(request: GenerationRequest, *, store: Any = None, chat_model
     target = resolve(request)
     methods = resolve_methods(request.methods, chat_model=chat_model)
     context = GenerationContext(target=target, store=store, chat_model=chat_model,
-                                few_shot_k=few_shot_k)
+                                few_shot_k=few_shot_k, exclusions=exclusions_for(request))
     unique = UniqueIndex()
     known = NoveltyIndex(store, elements=target.allowed) if (
         request.exclude_known or request.novel_compositions_only) else None
@@ -203,6 +210,8 @@ def generate_report(request: GenerationRequest, *, store: Any = None, chat_model
     report.rejected = context.rejected
     report.per_method = {m: sum(c.method == m for c in report.candidates) for m in methods}
     report.method_seconds = {m: round(s, 3) for m, s in seconds.items()}
+    if context.exclusions:
+        report.notes.append(f"held out: {context.exclusions.summary()}")
     report.seconds = round(time.perf_counter() - start, 3)
     if not report.candidates:
         reasons = sorted({r.reason.split(":")[0] for r in context.rejected})[:5]

@@ -1,15 +1,19 @@
 """Data-mined ion substitution (Hautier et al., Inorg. Chem. 50, 656 (2011)).
 
-Parents are known structures: the reference store's structures (starter library, imported CIFs,
-fetched MP structures) and the prototype library's example decorations. Each parent's elements
+Parents are known structures from three sources (``substitution_sources``, default all): the
+reference store's structures (``store``: starter library, imported CIFs, fetched MP structures),
+the 75-type prototype library's example decorations (``prototypes``) and the AFLOW prototype
+library's examples (``aflow``, 288 structures bundled with pymatgen). Parents of held-out
+prototypes or formulas are skipped (:mod:`matloop.generation.holdout`). Each parent's elements
 are mapped one-to-one onto allowed elements; the map's probability is the product over sites of
 pymatgen's ``SubstitutionProbability.cond_prob(parent_species, new_species)``, the same quantity
 ``SubstitutionPredictor`` ranks by when predicting *to* a composition. That predictor does not
 check charge balance of the result, so oxidation states are chosen here: the new composition must
-be neutral with common oxidation states and keep every ion's sign. Alloy parents (all metals)
-map onto metals only, with an element-level probability (the best over the elements' common
-ion pairs). Substitutions that change nothing are skipped. The volume is rescaled by the ratio
-of summed cubed radii (ionic radii for ions).
+be neutral with common oxidation states and keep every ion's sign. Charge balance is not asked
+of intermetallics: alloy parents (all metals) map onto alloys or metallic compounds (Cu2MnAl ->
+Co2MnSi), metallic parents (Ti2AlC) onto metallic compounds (Ti2AlN), with an element-level
+probability (the best over the elements' common ion pairs). Substitutions that change nothing
+are skipped. The volume is rescaled by the ratio of summed cubed radii (ionic radii for ions).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pymatgen.core import Composition, Element, Species, Structure
 from matloop.generation.chemistry import (
     common_oxidation_states,
     is_alloy,
+    is_metallic,
     proposable,
     roles,
     sphere_volume,
@@ -52,6 +57,7 @@ class Parent:
     states: tuple[tuple[str, int], ...]
     amounts: tuple[tuple[str, float], ...]
     n_sites: int
+    source: str = "store"
 
 
 @lru_cache(maxsize=1)
@@ -89,12 +95,12 @@ def element_probability(parent: str, new: str) -> float:
     return best
 
 
-def _parent(label: str, structure: Structure) -> Parent:
+def _parent(label: str, structure: Structure, source: str = "store") -> Parent:
     comp = structure.composition
     kind, states = roles(comp)
     return Parent(label, comp.reduced_formula, structure.as_dict(), kind,
                   tuple(sorted(states.items())), tuple(sorted(comp.get_el_amt_dict().items())),
-                  len(structure))
+                  len(structure), source)
 
 
 @lru_cache(maxsize=1)
@@ -106,18 +112,44 @@ def _starter_parents() -> tuple[Parent, ...]:
 
 
 @lru_cache(maxsize=1)
-def _library_parents() -> tuple[Parent, ...]:
-    from matloop.generation.prototype import templates
+def _library_parents() -> tuple[tuple[str, Parent], ...]:
+    """(prototype name, parent) of the 75-type library's own example decorations."""
+    from matloop.generation.prototype import example_structure, templates
 
     out = []
-    for t in templates():
+    for index, t in enumerate(templates()):
         if t.species is None or t.source.startswith("starter:"):
             continue
         try:
-            out.append(_parent(t.source, t.build(t.species)))
+            out.append((t.prototype.name, _parent(t.source, example_structure(index),
+                                                  "prototypes")))
         except Exception:  # noqa: BLE001, S112 - a broken library entry is skipped
             continue
-    return tuple(p for p in out if len(p.amounts) >= 1)
+    return tuple(out)
+
+
+@lru_cache(maxsize=1)
+def _aflow_parents() -> tuple[tuple[str, Parent], ...]:
+    """(AFLOW label, parent) of every AFLOW library example."""
+    from matloop.generation.aflow import aflow_library
+
+    return tuple((p.label, _parent(f"aflow:{p.label}:{p.formula}", p.structure, "aflow"))
+                 for p in aflow_library())
+
+
+def library_parents(sources: set[str], exclusions: Any = None) -> list[Parent]:
+    """Parents from the prototype libraries (``prototypes``, ``aflow``) that are not held
+    out."""
+    out = []
+    if "prototypes" in sources:
+        out += [p for name, p in _library_parents()
+                if exclusions is None or not (exclusions.excludes_prototype(name)
+                                              or exclusions.excludes_parent(p.formula))]
+    if "aflow" in sources:
+        out += [p for label, p in _aflow_parents()
+                if exclusions is None or not (exclusions.excludes_aflow(label)
+                                              or exclusions.excludes_parent(p.formula))]
+    return out
 
 
 def store_parents(store: Any, *, n_elements: set[int]) -> list[Parent]:
@@ -157,7 +189,7 @@ def _maps(parent: Parent, target: Target) -> Iterator[tuple[float, dict[str, str
             if target.accepts(comp) is not None:
                 continue
             if parent.kind == "alloy":
-                if not is_alloy(comp):
+                if not (is_alloy(comp) or is_metallic(comp)):
                     continue
                 prob = math.prod(element_probability(e, mapping[e]) for e in p_els)
                 states = dict.fromkeys(perm, 0)
@@ -190,11 +222,26 @@ def _maps(parent: Parent, target: Target) -> Iterator[tuple[float, dict[str, str
                 yield prob, mapping, states
 
 
-def ranked_substitutions(target: Target, store: Any = None,
+def ranked_substitutions(target: Target, store: Any = None, *,
+                         sources: list[str] | tuple[str, ...] | None = None,
+                         exclusions: Any = None,
                          ) -> list[tuple[float, Parent, dict[str, str], dict[str, int]]]:
-    """Every allowed substitution of every parent, most probable first."""
+    """Every allowed substitution of every parent, most probable first.
+
+    Args:
+        target: Resolved request constraints.
+        store: ReferenceStore (None: the starter library) for the ``store`` source.
+        sources: Parent sources, a subset of store, prototypes, aflow (None: all).
+        exclusions: Held-out prototypes, structures and formulas.
+    """
+    from matloop.generation.models import SUBSTITUTION_SOURCES
+
+    chosen = set(sources if sources is not None else SUBSTITUTION_SOURCES)
     sizes = set(target.sizes)
-    parents = [p for p in (*_library_parents(), *store_parents(store, n_elements=sizes))
+    known = store_parents(store, n_elements=sizes) if "store" in chosen else []
+    if exclusions:
+        known = [p for p in known if not exclusions.excludes_parent(p.formula, p.structure)]
+    parents = [p for p in (*library_parents(chosen, exclusions), *known)
                if len(p.amounts) in sizes]
     found = []
     for parent in parents:
@@ -222,7 +269,9 @@ def substitute(parent: Parent, mapping: dict[str, str], states: dict[str, int]) 
 def substitution_generator(request: Any, context: Any) -> Iterator[Candidate]:
     """Substituted known structures, most probable map first."""
     with quiet_third_party():
-        ranked = ranked_substitutions(context.target, context.store)
+        ranked = ranked_substitutions(context.target, context.store,
+                                      sources=request.substitution_sources,
+                                      exclusions=getattr(context, "exclusions", None))
     for prob, parent, mapping, states in ranked:
         try:
             structure = substitute(parent, mapping, states)
@@ -233,6 +282,7 @@ def substitution_generator(request: Any, context: Any) -> Iterator[Candidate]:
         yield Candidate.from_structure(structure, method="substitution", provenance={
             "parent": parent.label,
             "parent_formula": parent.formula,
+            "parent_source": parent.source,
             "substitution": {_sp(e, p_states.get(e, 0)): _sp(mapping[e], states.get(mapping[e], 0))
                              for e in sorted(mapping)},
             "probability": prob,

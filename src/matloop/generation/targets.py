@@ -14,7 +14,12 @@ from pymatgen.core import Composition, Element
 from pymatgen.symmetry.groups import sg_symbol_from_int_number
 
 from matloop.errors import MatloopError
-from matloop.generation.chemistry import charge_balanced, enumerate_compositions, is_alloy
+from matloop.generation.chemistry import (
+    charge_balanced,
+    enumerate_compositions,
+    is_alloy,
+    is_metallic,
+)
 from matloop.generation.models import GenerationRequest
 from matloop.materials.references import parse_composition
 
@@ -93,7 +98,8 @@ class Target:
         return None
 
     def compositions(self, *, limit: int = 200) -> list[Composition]:
-        """Charge-balanced (or alloy) compositions the request allows, smallest first."""
+        """Charge-balanced, alloy or metallic compositions the request allows, smallest
+        first."""
         if self.composition is not None:
             return [self.composition]
         found: list[Composition] = []
@@ -136,7 +142,7 @@ def resolve(request: GenerationRequest) -> Target:
                 f"max_atoms={request.max_atoms} is smaller than one formula unit of "
                 f"{comp.reduced_formula} ({int(comp.num_atoms)} atoms)",
                 hint=f"raise max_atoms to at least {int(comp.num_atoms)}")
-        if not is_alloy(comp) and not charge_balanced(comp):
+        if not is_alloy(comp) and not is_metallic(comp) and not charge_balanced(comp):
             raise GenerationError(
                 f"{comp.reduced_formula} cannot be charge balanced with common oxidation states",
                 hint="check the formula, or ask for its chemical system to let the generators "

@@ -95,6 +95,8 @@ def to_markdown(report: DiscoveryReport) -> str:
     narrative) is escaped with :func:`md_text` / :func:`md_block`, so it cannot add links,
     images, HTML or headings to the file; invalid DOIs are withheld with a note.
     """
+    from matloop.reports.cards import structure_types
+
     t = md_text
     lines = [f"# Discovery report: {t(report.query)}", "",
              f"*Campaign {t(report.campaign_id)} — status: {t(report.status)} — "
@@ -135,12 +137,15 @@ def to_markdown(report: DiscoveryReport) -> str:
     lines += ["", "## Candidates (best first)", ""]
     lines += [f"![{name}](plots/{name}.svg)" for name in ("hull", "property", "progress")
               if name in report.artifacts.get("plots", "")] + [""]
-    lines += ["| id | formula | space group | method | E_hull (eV/atom) | E_form (eV/atom) | "
-              "properties | novelty | meets objective |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += ["| id | formula | space group | structure type | method | E_hull (eV/atom) | "
+              "E_form (eV/atom) | properties | novelty | meets objective |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    kinds = structure_types(report)
     for c in [c for c in report.candidates if c.status == "ok"][:25]:
         props = ", ".join(f"{t(k)}={v:.3g}" for k, v in c.properties.items())
         novelty = t(c.novelty or "not assessed") + "".join(f"; **{t(f)}**" for f in c.flags)
-        lines.append(f"| {t(c.id)} | {t(c.formula)} | {t(c.spacegroup or '')} | "
+        kind = t(kinds[c.id].describe()) if c.id in kinds else "–"
+        lines.append(f"| {t(c.id)} | {t(c.formula)} | {t(c.spacegroup or '')} | {kind} | "
                      f"{t(c.method)} | {c.e_above_hull_ev_per_atom:+.3f} | "
                      f"{c.formation_energy_ev_per_atom:.3f} | {props} | "
                      f"{novelty} | {c.meets_objective} |")
@@ -163,9 +168,11 @@ def to_markdown(report: DiscoveryReport) -> str:
         lines += ["", "## Material cards", ""]
         for card in report.cards:
             c = card.card
+            kind = (f"structure type {t(card.structure_type.describe())}, "
+                    if card.structure_type else "")
             lines.append(f"- **{t(c['formula'])}** {md_code(card.candidate_id)}: "
                          f"{t(c.get('space_group_symbol') or '?')} (No. "
-                         f"{t(c.get('space_group_number') or '?')}), a, b, c = "
+                         f"{t(c.get('space_group_number') or '?')}), {kind}a, b, c = "
                          f"{c['a_angstrom']:.3f}, {c['b_angstrom']:.3f}, {c['c_angstrom']:.3f} Å; "
                          f"[CIF]({md_path(card.cif)}); projections: " + ", ".join(
                              f"[{t(axis)}]({md_path(path)})"
@@ -207,10 +214,13 @@ class WrittenReport(NamedTuple):
 
 def write_report_files(report: DiscoveryReport, run_dir: Path, *, cards: int = 5,
                        dft: int = 3, use_robocrys: bool = True,
-                       robocrys_timeout_s: float = 60.0,
+                       robocrys_timeout_s: float = 60.0, prototypes: bool = True,
+                       prototype_timeout_s: float = 20.0,
                        workflows: bool | None = None) -> WrittenReport:
     """Write report.json, report.md and report.html, with figures (plots/), material cards
-    (cards/<id>/: CIF, projections) and DFT inputs (dft/<id>/) into the run directory.
+    (cards/<id>/: CIF, projections; structure type from the AFLOW prototype library unless
+    ``prototypes`` is False, each match given ``prototype_timeout_s``) and DFT inputs
+    (dft/<id>/) into the run directory.
 
     Cards and inputs already listed in the report are reused (re-rendering is quick).
     ``workflows`` writes atomate2 Flow JSON beside the DFT inputs (default: when atomate2
@@ -231,6 +241,8 @@ def write_report_files(report: DiscoveryReport, run_dir: Path, *, cards: int = 5
     ranked = report.candidates
     card_list, notes = report_cards(ranked, run_dir, top=cards, use_robocrys=use_robocrys,
                                     robocrys_timeout_s=robocrys_timeout_s,
+                                    prototypes=prototypes,
+                                    prototype_timeout_s=prototype_timeout_s,
                                     previous=report.cards)
     dft_inputs = report.dft_inputs if report.dft_inputs and all(
         (run_dir / d.directory).is_dir() for d in report.dft_inputs) else \

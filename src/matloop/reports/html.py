@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from matloop.reports import shorten
 from matloop.reports.plots import Plot
-from matloop.schemas import CandidateResult, DiscoveryReport
+from matloop.schemas import CandidateResult, DiscoveryReport, StructureType
 
 CSS = """
 :root{--ink:#1f2933;--muted:#616e7c;--line:#e4e7eb;--bg:#f7f8fa;--accent:#2b6cb0;--ok:#2f855a;
@@ -48,6 +48,8 @@ tr.stable td{background:#f0fff4}.scroll{overflow-x:auto}figure{margin:14px 0}
 figure img{max-width:100%;height:auto;display:block;margin:0 auto}
 figcaption{font-size:13px;color:var(--muted);margin-top:6px}
 .figs{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:12px}
+#fig-hull{grid-column:1/-1}#fig-hull img{max-width:780px}#fig-hull figcaption{max-width:780px;
+margin:6px auto 0}
 .note{border-left:4px solid var(--warn);background:#fffbea;padding:10px 14px;border-radius:6px;
 margin:12px 0}.note.removed{border-color:var(--bad);background:#fff5f5}
 .card{border:1px solid var(--line);border-radius:10px;padding:16px;margin:14px 0}
@@ -60,7 +62,7 @@ border-radius:4px}a{color:var(--accent)}ul{padding-left:20px}li{margin:3px 0}
 .muted{color:var(--muted)}
 .author{font-size:12px;font-weight:400;color:var(--muted);margin-left:10px}
 td code{white-space:nowrap;font-size:12px}
-td.calls{font-size:12px;color:var(--muted);white-space:nowrap}
+td.calls{font-size:12px;color:var(--muted);white-space:nowrap}td.stype{font-size:12.5px}
 @media (max-width:900px){.layout{grid-template-columns:1fr}nav{position:static;height:auto}}
 """
 
@@ -88,9 +90,10 @@ def spacegroup_label(value: str | None) -> str:
         return "–"
     if value.strip().isdigit():
         try:
-            from pymatgen.symmetry.groups import SpaceGroup
+            from pymatgen.symmetry.groups import sg_symbol_from_int_number
 
-            return f"{SpaceGroup.from_int_number(int(value)).symbol} ({value})"
+            # The symbol table alone: building SpaceGroup objects costs ~0.3 s each.
+            return f"{sg_symbol_from_int_number(int(value))} ({value})"
         except Exception:  # unknown numbers stay as written
             return value
     return value
@@ -232,9 +235,23 @@ def _props(c: CandidateResult) -> str:
     return "<br>".join(f"{e(k)} = {v:.3g}" for k, v in c.properties.items()) or "–"
 
 
+def structure_type_cell(kind: StructureType | None) -> str:
+    """AFLOW prototype label and name, the Pearson symbol when nothing matched, or a dash."""
+    if kind is None:
+        return "–"
+    if kind.label:
+        return (f"<code>{e(kind.label)}</code>"
+                + (f"<br><span class='muted'>{e(kind.name)}</span>" if kind.name else ""))
+    return (f"{e(kind.pearson or '–')}<br><span class='muted' title='{e(kind.note or '')}'>"
+            f"no AFLOW library prototype</span>")
+
+
 def candidate_table(r: DiscoveryReport, *, limit: int = 40) -> str:
     """Ranked candidate table (evaluated candidates; failures counted below it)."""
+    from matloop.reports.cards import structure_types
+
     ok = [c for c in r.candidates if c.status == "ok"]
+    kinds = structure_types(r)
     rows = []
     for i, c in enumerate(ok[:limit], 1):
         meets = {True: "<span class='badge b-ok'>yes</span>", False: "no", None: "–"}[
@@ -243,6 +260,7 @@ def candidate_table(r: DiscoveryReport, *, limit: int = 40) -> str:
             f"<tr class='{'stable' if c.is_stable else ''}'><td class='num'>{i}</td>"
             f"<td><code>{e(c.id)}</code></td><td><strong>{e(c.formula)}</strong></td>"
             f"<td>{e(spacegroup_label(c.spacegroup))}</td>"
+            f"<td class='stype'>{structure_type_cell(kinds.get(c.id))}</td>"
             f"<td class='num'>{fmt(c.e_above_hull_ev_per_atom, '+.3f')}</td>"
             f"<td class='num'>{fmt(c.formation_energy_ev_per_atom)}</td><td>{_props(c)}</td>"
             f"<td>{e(c.novelty or 'not assessed')}"
@@ -256,12 +274,15 @@ def candidate_table(r: DiscoveryReport, *, limit: int = 40) -> str:
     if not rows:
         return "<p class='muted'>No candidate was evaluated.</p>" + note
     return ("<div class='scroll'><table id='candidates'><tr><th>#</th><th>id</th>"
-            "<th>formula</th><th>space group</th><th>E<sub>hull</sub> (eV/atom)</th>"
+            "<th>formula</th><th>space group</th><th>structure type</th>"
+            "<th>E<sub>hull</sub> (eV/atom)</th>"
             "<th>E<sub>form</sub> (eV/atom)</th><th>target properties</th><th>novelty</th>"
             "<th>source method</th><th>hypothesis</th><th>meets objective</th>"
             f"<th>tool calls</th></tr>{''.join(rows)}</table></div>" + note +
             "<p class='muted'>Green rows lie within the stability threshold. Energy scale: "
-            f"{e(ok[0].energy_scale or '–')}; MLIP: {e(ok[0].mlip or '–')}.</p>")
+            f"{e(ok[0].energy_scale or '–')}; MLIP: {e(ok[0].mlip or '–')}. Structure types "
+            "(AFLOW prototype labels) are matched for the candidates with a material card and "
+            "the candidates holding the same relaxed structure.</p>")
 
 
 def _results(r: DiscoveryReport, plots: list[Plot]) -> str:
@@ -300,6 +321,11 @@ def _cards(r: DiscoveryReport, run_dir: Path) -> str:
                  ("volume, density", f"{c['volume_angstrom3']:.2f} Å³, "
                                      f"{c['density_g_cm3']:.3f} g/cm³"),
                  ("sites", str(c["n_sites"]))]
+        kind = card.structure_type
+        if kind is not None:
+            items.insert(1, ("structure type", kind.describe()
+                             + (f" (Strukturbericht {kind.strukturbericht})"
+                                if kind.strukturbericht else "")))
         src = c.get("description_source", "")
         note = f" <span class='muted'>({e(c['description_note'])})</span>" if c.get(
             "description_note") else ""
@@ -308,8 +334,17 @@ def _cards(r: DiscoveryReport, run_dir: Path) -> str:
                    f"<code>{e(card.candidate_id)}</code></h3><div class='proj'>{''.join(imgs)}"
                    f"</div>{_kv(items)}<p><strong>Coordination</strong></p><ul>{envs}</ul>"
                    f"<p><strong>Description</strong> <span class='badge'>{e(src)}</span>{note}"
-                   f"</p><p>{e(c.get('description', ''))}</p><p>CIF: {cif}</p></div>")
+                   f"</p><p>{e(c.get('description', ''))}</p><p>CIF: {cif}</p>"
+                   f"{_structure_type_note(kind)}</div>")
     return "".join(out) or "<p class='muted'>No material cards (no relaxed structure).</p>"
+
+
+def _structure_type_note(kind: StructureType | None) -> str:
+    if kind is None:
+        return ""
+    why = f"{kind.note}. " if kind.note else ""
+    return (f"<p class='muted'>Structure type: {e(why)}{e(kind.source)}; matched in "
+            f"{kind.duration_s:.2f} s.</p>")
 
 
 def _evidence(r: DiscoveryReport) -> str:

@@ -1,9 +1,12 @@
-"""Report figures drawn with matplotlib (no pyplot, no display): SVG text with glyphs as paths,
-so the figures need no fonts and no network to show.
+"""Report figures drawn with matplotlib (no display): SVG text with glyphs as paths, so the
+figures need no fonts and no network to show.
 
-* ``hull``: formation energy of candidates and reference phases against composition (a
-  binary's fraction, or the cation ratio of a ternary such as Ti/(Ba+Ti) in Ba-Ti-O), each
-  candidate joined to the hull energy at its composition; the binary hull line is drawn.
+* ``hull``: for three and four elements, the Gibbs triangle or tetrahedron of the reference
+  phases drawn by pymatgen's PDPlotter with the candidates on it
+  (:mod:`matloop.reports.phase_diagram`); for a binary, formation energy of candidates and
+  reference phases against composition, each candidate joined to the hull energy at its
+  composition, with the hull line; for five or more elements (beyond PDPlotter), the same
+  against the ratio of the two least electronegative elements.
 * ``property``: the target property (or formation energy when none was evaluated) against the
   energy above the hull, with the stability threshold.
 * ``progress``: best energy above the hull per iteration and over all iterations so far.
@@ -26,6 +29,8 @@ _STYLE = {"svg.fonttype": "path", "font.size": 9, "axes.spines.top": False,
           "axes.spines.right": False, "axes.titlesize": 10, "axes.labelsize": 9,
           "svg.hashsalt": "matloop"}
 CMAP = "viridis"
+#: Compositions labelled with their best candidate on a binary hull.
+BINARY_LABELS = 8
 #: Right edge of the property plot, eV/atom (farther candidates are counted, not drawn).
 XMAX = 0.6
 
@@ -82,8 +87,9 @@ def _coordinate(elements: list[str]) -> tuple[str, callable]:
 
 
 def hull_plot(report: DiscoveryReport) -> Plot | None:
-    """Candidates and reference phases: formation energy against composition, each candidate
-    joined to the hull energy at its composition (the segment is its E above hull)."""
+    """Candidates and reference phases: the PDPlotter diagram of a ternary or quaternary;
+    otherwise formation energy against composition, each candidate joined to the hull energy
+    at its composition (the segment is its E above hull)."""
     cands = _usable(report)
     if not cands:
         return None
@@ -93,6 +99,10 @@ def hull_plot(report: DiscoveryReport) -> Plot | None:
     inside = [c for c in cands if _fractions(c.formula, elements) is not None]
     if not inside:
         return None
+    if len(elements) in (3, 4):
+        from matloop.reports.phase_diagram import hull_diagram
+
+        return hull_diagram(report, elements, system, inside)
     label, coord = _coordinate(elements)
     refs = [r for r in report.reference_phases if _fractions(r.formula, elements)]
     with rc_context(_STYLE), quiet_third_party():
@@ -100,10 +110,11 @@ def hull_plot(report: DiscoveryReport) -> Plot | None:
         ax = fig.add_subplot()
         rx = [coord(_fractions(r.formula, elements)) for r in refs]
         if len(elements) == 2:
-            on = sorted((x, r.formation_energy_ev_per_atom) for x, r in zip(rx, refs,
-                                                                             strict=True)
-                        if r.e_above_hull_ev_per_atom < 1e-6)
-            ax.plot(*zip(*on, strict=True), color="#9aa5b1", lw=1, zorder=1) if on else None
+            on = sorted({(x, r.formation_energy_ev_per_atom) for x, r in zip(rx, refs,
+                                                                              strict=True)
+                         if r.e_above_hull_ev_per_atom < 1e-6}
+                        | {(0.0, 0.0), (1.0, 0.0)})  # the elements: 0 eV/atom by definition
+            ax.plot(*zip(*on, strict=True), color="#9aa5b1", lw=1, zorder=1, gid="hull-line")
         for x, r in zip(rx, refs, strict=True):
             if math.isnan(x):
                 continue
@@ -123,8 +134,12 @@ def hull_plot(report: DiscoveryReport) -> Plot | None:
         sc = ax.scatter(xs, [c.formation_energy_ev_per_atom for c in inside],
                         c=[c.e_above_hull_ev_per_atom for c in inside], cmap=CMAP,
                         norm=_norm(inside), marker="*", s=140, edgecolor="#c0392b", lw=0.6,
-                        zorder=4)
-        for k, (formula, c) in enumerate(sorted(_best_per_formula(inside).items())):
+                        zorder=4, gid="candidates")
+        labelled = sorted(_best_per_formula(inside).values(),
+                          key=lambda c: c.e_above_hull_ev_per_atom)[:BINARY_LABELS]
+        for k, c in enumerate(sorted(labelled, key=lambda c: coord(
+                _fractions(c.formula, elements)))):
+            formula = c.formula
             x = coord(_fractions(formula, elements))
             ax.annotate(f"{formula} {c.e_above_hull_ev_per_atom:+.3f}",
                         (x, c.formation_energy_ev_per_atom), xytext=(8, 10 if k % 2 else -4),
@@ -140,7 +155,8 @@ def hull_plot(report: DiscoveryReport) -> Plot | None:
     scale = report.methods.get("hull_energy_scale") or "energy scale not recorded"
     return Plot("hull", f"Candidates on the {system} hull",
                 f"{len(inside)} candidates (stars, coloured by energy above the hull; the best "
-                f"of each composition labelled with it) and {len(refs)} reference phases "
+                f"of each of the {len(labelled)} lowest compositions labelled with it, in "
+                f"eV/atom) and {len(refs)} reference phases "
                 f"(circles: filled on the hull, open above it). The red tick under each star is "
                 f"the hull energy at its composition. Energy scale: {scale}.", svg)
 

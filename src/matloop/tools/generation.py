@@ -32,7 +32,8 @@ class GenerateArgs(BaseModel):
                                 "'-', e.g. Li-Fe-O. Give this or composition.")
     composition: str | None = Field(default=None, description="Exact composition, e.g. LiFeO2.")
     methods: list[str] = Field(default_factory=lambda: ["all"], description="Generators: "
-                               "prototype (decorated structure types), substitution (data-mined "
+                               "prototype (decorated structure types), aflow (pymatgen's AFLOW "
+                               "prototype library), substitution (data-mined "
                                "ion substitution of known structures), random (symmetric random "
                                "search), llm (few-shot, when a model is configured), or all.")
     n: int = Field(default=10, ge=1, le=100, description="How many candidates.")
@@ -191,7 +192,7 @@ def generation_tools(engine: Any, *, run_dir: Path | None = None, chat_model: An
     def generate(args: GenerateArgs) -> GenerateOutput:
         wanted = list(args.methods or ["all"])
         if "all" in wanted and chat_model is not None:
-            wanted = ["prototype", "substitution", "random", "llm"]
+            wanted = ["prototype", "aflow", "substitution", "random", "llm"]
         try:
             request = GenerationRequest(
                 chemsys=args.chemsys, composition=args.composition, methods=wanted, n=args.n,

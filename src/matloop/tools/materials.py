@@ -222,6 +222,15 @@ def prediction_updates(result: PredictOutput, ctx: CandidateContext) -> list[dic
                 "flags": list(row.flags),
                 "mlip": f"{row.mlip} {row.mlip_model} {row.mlip_version}" if row.mlip else None,
             })
+            if row.usable and row.magmoms_bohr:  # CHGNet's site moments: a magnetic target
+                moment = sum(abs(m) for m in row.magmoms_bohr) / len(row.magmoms_bohr)
+                update["properties"] = {**old.properties,
+                                        "magnetic_moment_bohr_per_atom": round(moment, 4)}
+                update["property_sources"] = {
+                    **old.property_sources,
+                    "magnetic_moment_bohr_per_atom":
+                        f"mlip:{row.mlip} site moments of the relaxed cell, mean |m| per atom "
+                        f"(magnitudes only, ferromagnetic reading; {ctx.record_id})"}
         out.append(update)
     return out
 
