@@ -107,7 +107,8 @@ def test_chat_streams_steps_and_cites_evidence(tmp_path, serve, page) -> None:
     page.click("#chat-send")
     turn = page.locator(".turn.assistant[data-state=done]")
     turn.wait_for(timeout=120_000)
-    assert turn.locator(".step-node").all_inner_texts() == ["agent", "tools", "agent"]
+    # the model answers after one tool round; "finish" attaches the structured answer
+    assert turn.locator(".step-node").all_inner_texts() == ["agent", "tools", "agent", "finish"]
     tool = turn.locator("details.tool")
     assert tool.count() == 1 and "ok" in tool.get_attribute("class")
     assert tool.get_attribute("data-tool") == "search_literature"
@@ -182,3 +183,112 @@ def test_campaign_from_the_page_with_approval_report_and_3d_viewer(tmp_path, ser
 
     page.goto(base + "/#runs")
     page.locator("#runs-table a:has-text('web-nacl')").wait_for()
+
+
+def test_chat_upload_relax_table_viewer_and_follow_up(tmp_path, serve, page) -> None:
+    """A CIF uploaded from the page is relaxed and answered with a table and the 3D viewer;
+    a follow-up in the same conversation ("is it stable?") needs no second upload, and the
+    conversation survives a reload of the page and a restart of the server (SQLite)."""
+    from PIL import Image
+
+    runs = tmp_path / "runs"
+    base = serve(create_app(runs))
+    page.goto(base + "/#chat")
+    page.set_input_files("#chat-file", str(DATA / "NaCl_rocksalt.cif"))
+    page.locator("#chat-attachment:not([hidden])").wait_for()
+    assert "NaCl_rocksalt.cif (NaCl, 8 atoms)" in page.locator("#chat-attachment").inner_text()
+    page.fill("#chat-input", "relax this")
+    page.click("#chat-send")
+    first = page.locator(".turn.assistant[data-state=done]").nth(0)
+    first.wait_for(timeout=300_000)
+    assert "NaCl_rocksalt.cif (NaCl)" in page.locator(".turn.user").first.inner_text()
+    tool = first.locator("details.tool[data-tool=relax_structure]")
+    assert "ok" in tool.get_attribute("class")
+    # The structure went to the tools as the stored upload, not as a path the user typed.
+    tool.locator("summary").click()
+    assert "/.chat/threads/" in tool.locator("pre.args").inner_text()
+    text = first.locator(".answer-text").inner_text()
+    assert "NaCl relaxed with chgnet" in text and "eV/atom" in text
+    table = first.locator(".answer-table table")
+    assert table.locator("th").all_inner_texts()[:2] == ["formula", "energy (eV/atom)"]
+    energy = float(table.locator("tbody td").nth(1).inner_text())
+    assert -3.8 < energy < -3.5  # CHGNet total energy of rocksalt NaCl, about -3.67 eV/atom
+    viewer = first.locator(".viewer-inline")
+    viewer.locator("canvas").wait_for()
+    page.wait_for_function("Number(document.querySelector('.viewer-inline').dataset.atoms) > 0")
+    page.wait_for_timeout(500)
+    viewer.screenshot(path=str(tmp_path / "chat-viewer.png"))
+    with Image.open(tmp_path / "chat-viewer.png") as image:
+        pixels = list(image.convert("RGB").getdata())
+    drawn = [p for p in pixels if p != (255, 255, 255)]
+    assert len(drawn) > 0.02 * len(pixels), "the 3D viewer drew nothing"
+    sources = first.locator("details.sources")
+    assert "relax_structure(" in sources.text_content()
+    first.locator("button.to-campaign").wait_for()
+
+    page.fill("#chat-input", "is it stable?")
+    page.click("#chat-send")
+    second = page.locator(".turn.assistant[data-state=done]").nth(1)
+    second.wait_for(timeout=300_000)
+    follow = second.locator(".answer-text").inner_text()
+    assert "About the structure given earlier (NaCl)" in follow
+    assert "above the convex hull" in follow and "phases of Cl-Na" in follow
+    page.screenshot(path=str(tmp_path / "chat-upload.png"), full_page=True)
+
+    page.reload()
+    page.locator(".turn.assistant[data-state=done]").nth(1).wait_for()
+    assert page.locator(".turn.user").count() == 2
+    assert "NaCl_rocksalt.cif" in page.locator(".turn.user").first.inner_text()
+    # A second server over the same runs folder (a restart) continues the conversation. It
+    # listens on another port, another origin for the browser's storage: carry the thread id.
+    thread = page.evaluate("localStorage.getItem('matloop-chat-thread')")
+    base2 = serve(create_app(runs))
+    page.goto(base2 + "/#chat")
+    page.evaluate("t => localStorage.setItem('matloop-chat-thread', t)", thread)
+    page.reload()
+    page.locator(".turn.assistant[data-state=done]").nth(1).wait_for()
+    page.fill("#chat-input", "and its density?")
+    page.click("#chat-send")
+    third = page.locator(".turn.assistant[data-state=done]").nth(2)
+    third.wait_for(timeout=300_000)
+    assert "density" in third.locator(".answer-text").inner_text()
+    assert "g/cm^3" in third.locator(".answer-table").inner_text()
+    only_local([u for u in page.requests if not u.startswith(base2)], base)
+    assert not page.console_errors
+
+
+def test_chat_known_phases_hull_plot_drop_upload_and_campaign_button(tmp_path, serve,
+                                                                     page) -> None:
+    """Known phases come with a hull figure and a table with mp-id links; a file dropped on
+    the form is uploaded (a non-structure is refused with the server's message); the
+    campaign button fills the campaign form."""
+    base = serve(create_app(tmp_path / "runs"))
+    page.goto(base + "/#chat")
+    page.fill("#chat-input", "Which phases are known in the Li-Fe-O system?")
+    page.click("#chat-send")
+    turn = page.locator(".turn.assistant[data-state=done]").first
+    turn.wait_for(timeout=120_000)
+    svg = turn.locator("svg.hull[data-kind=ternary]")
+    assert svg.locator("g.phase.stable[data-formula=LiFeO2]").count() == 1
+    assert svg.locator("line.tie").count() >= 3
+    link = turn.locator(".answer-table a:has-text('mp-851027')")
+    assert link.get_attribute("href").endswith("/materials/mp-851027")
+    turn.locator("button.to-campaign").click()
+    page.wait_for_url("**/#campaign")
+    assert page.input_value("input[name=query]") == "new stable compounds in the Fe-Li-O system"
+
+    page.goto(base + "/#chat")
+    drop = """([name, text]) => {
+        const dt = new DataTransfer();
+        dt.items.add(new File([text], name, {type: 'text/plain'}));
+        document.querySelector('#chat-form').dispatchEvent(
+            new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+    }"""
+    page.evaluate(drop, ["notes.txt", "just a line of text"])
+    page.locator("#chat-error:not([hidden])").wait_for()
+    assert "not a structure file" in page.locator("#chat-error").inner_text()
+    page.evaluate(drop, ["POSCAR", (DATA / "POSCAR_NaCl").read_text()])
+    page.locator("#chat-attachment:not([hidden])").wait_for()
+    assert "(NaCl, " in page.locator("#chat-attachment").inner_text()
+    only_local(page.requests, base)
+    assert [e for e in page.console_errors if "422" not in e] == []

@@ -130,7 +130,7 @@ def test_chat_turn_streams_steps_tool_calls_tokens_and_answer(runs) -> None:
         stream = _sse(response.text)
         kinds = [k for k, _ in stream]
         steps = [d["node"] for k, d in stream if k == "step"]
-        assert steps == ["agent", "tools", "agent"]
+        assert steps == ["agent", "tools", "agent", "finish"]
         start = next(d for k, d in stream if k == "tool_start")
         end = next(d for k, d in stream if k == "tool_end")
         assert start["name"] == "lookup_known_phases" and start["args"] == {"chemsys": "Na-Cl"}
@@ -140,6 +140,11 @@ def test_chat_turn_streams_steps_tool_calls_tokens_and_answer(runs) -> None:
         answer = next(d for k, d in stream if k == "answer")
         assert answer["text"] == tokens and kinds[-1] == "done"
         assert kinds.index("tool_start") < kinds.index("tool_end") < kinds.index("answer")
+        # The conversation is read back from its checkpoint (the page does it on load).
+        turns = client.get("/api/chat/c1").json()
+        assert [(t["role"], t["text"]) for t in turns] == [("user", "phases in Na-Cl?"),
+                                                           ("assistant", tokens)]
+        assert client.get("/api/chat/never-used").json() == []
 
         # One turn at a time per conversation.
         app.state.chat.reserve("c2")

@@ -336,3 +336,27 @@ def test_reading_is_fast() -> None:
         understand(text)
         times.append((time.perf_counter() - t0) * 1000)
     assert statistics.median(times) < 10.0
+
+
+@pytest.mark.parametrize(("text", "formula"), [("is LiFeP04 stable?", "LiFePO4"),
+                                               ("band gap of Ti02", "TiO2"),
+                                               ("is Zn0 a semiconductor", "ZnO")])
+def test_a_zero_typed_for_the_letter_o(text: str, formula: str) -> None:
+    """A count never starts with 0, so "P04" is PO4; decimals ("Li0.5") are kept."""
+    assert understand(text).entities.formulas == [formula]
+    assert read_chemistry("Li0.5CoO2 cathode").formulas[0].startswith("Li0.5Co")
+
+
+@pytest.mark.parametrize("text", ["which Na-ion cathodes are known",
+                                  "what Li-ion cathodes exist",
+                                  "which oxide thermoelectrics have been reported?"])
+def test_what_is_known_about_a_class_is_a_literature_question(text: str) -> None:
+    """Asking what is known never starts a campaign; asking for new ones does."""
+    assert understand(text).intent == "literature"
+    assert understand("suggest new Na-ion cathodes").intent == "campaign"
+
+
+def test_comparing_two_systems_lists_the_phases_of_both() -> None:
+    u = understand("compare the hull of Li-Mn-O and Li-Fe-O")
+    assert u.intent == "known_phases"
+    assert u.entities.chemical_systems == ["Li-Mn-O", "Fe-Li-O"]

@@ -1,5 +1,12 @@
 """Assembling a chat session: its tools (the campaign's, plus starting and reading
-campaigns) and its model, for the terminal, the web app and the LangGraph server."""
+campaigns), its model and where its threads are kept, for the terminal, the web app and the
+LangGraph server.
+
+Conversations are checkpointed in SQLite at :func:`threads_path` (``<runs>/.chat/
+threads.sqlite``), so a restarted server or a new terminal session can continue a thread.
+Relaxations report their progress to the chat (:data:`matloop.tools.properties.TOOL_PROGRESS`)
+through :class:`ChatEngine`.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +20,42 @@ from matloop.files import FileAccess
 from matloop.materials.engine import MaterialsEngine
 from matloop.tools.base import Toolbox
 from matloop.tools.campaign import CampaignStarted, campaign_tools
+from matloop.tools.properties import TOOL_PROGRESS
 from matloop.tools.registry import build_toolbox
 
 Starter = Callable[[str, int], CampaignStarted]
+
+
+def chat_dir(runs_dir: Path) -> Path:
+    """The chat's scratch folder: relaxed structures, uploads (one folder per thread)."""
+    return runs_dir / ".chat"
+
+
+def threads_path(runs_dir: Path) -> Path:
+    """The SQLite file holding the chat threads' checkpoints."""
+    return chat_dir(runs_dir) / "threads.sqlite"
+
+
+def sqlite_checkpointer(runs_dir: Path) -> Any:
+    """A (synchronous) SQLite checkpointer for chat threads, e.g. for the terminal chat."""
+    import sqlite3
+
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    path = threads_path(runs_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteSaver(sqlite3.connect(str(path), check_same_thread=False))
+
+
+class ChatEngine(MaterialsEngine):
+    """The materials engine of a chat session: relaxations report their progress to whoever
+    listens on :data:`TOOL_PROGRESS` (the chat graph turns it into events)."""
+
+    def predict(self, structures: Any, **kwargs: Any) -> Any:  # noqa: D102
+        listener = TOOL_PROGRESS.get()
+        if listener is not None and kwargs.get("progress") is None:
+            kwargs["progress"] = listener
+        return super().predict(structures, **kwargs)
 
 
 def chat_model_from_settings(llm: str | None = None, base_url: str | None = None,
@@ -54,9 +94,9 @@ def chat_toolbox(*, model: Any = None, runs_dir: Path | None = None,
     """The chat's tools: the campaign tools plus start_campaign and read_campaign."""
     settings = settings or get_settings()
     runs_dir = runs_dir or settings.runs_dir
-    scratch = runs_dir / ".chat"
+    scratch = chat_dir(runs_dir)
     scratch.mkdir(parents=True, exist_ok=True)
-    engine = MaterialsEngine(settings)
+    engine = ChatEngine(settings)
     access = access or FileAccess([scratch], allow_hidden=True)
     tools = build_toolbox(engine, run_dir=scratch, access=access, chat_model=model)
     for spec in campaign_tools(starter=starter or run_and_summarise(runs_dir,

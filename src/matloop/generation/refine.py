@@ -50,9 +50,9 @@ def _wrap(structure: Structure, method: str, provenance: dict[str, Any], *, max_
           unique: UniqueIndex | set[str], keep_invalid: bool = False) -> Candidate | None:
     """Primitive cell, size, uniqueness (a StructureMatcher index, or a set of ids for
     distortions, which the loose matcher would call the same as their parent) and validity."""
-    from matloop.generation.registry import _primitive, _spacegroup
+    from matloop.generation.registry import primitive_cell, spacegroup_number
 
-    cell = _primitive(structure)
+    cell = primitive_cell(structure)
     if len(cell) > max_atoms:
         return None
     if isinstance(unique, UniqueIndex):
@@ -67,7 +67,7 @@ def _wrap(structure: Structure, method: str, provenance: dict[str, Any], *, max_
     if not valid and not keep_invalid:
         return None
     candidate = Candidate.from_structure(cell, method=method, provenance=provenance,
-                                         spacegroup=_spacegroup(cell))
+                                         spacegroup=spacegroup_number(cell))
     candidate.valid, candidate.validity_notes = valid, notes
     return candidate
 
@@ -109,10 +109,10 @@ def distort(parent: Candidate | Structure, *, n: int = 4, seed: int = 0, max_ato
     """
     from pyxtal import pyxtal
 
-    from matloop.generation.registry import _spacegroup
+    from matloop.generation.registry import spacegroup_number
 
     structure, parent_id = _as_structure(parent)
-    parent_sg = _spacegroup(structure)
+    parent_sg = spacegroup_number(structure)
     rng = np.random.default_rng(seed)
     unique: set[str] = set()
     out: list[Candidate] = []

@@ -116,7 +116,8 @@ def resolve_methods(methods: Iterable[str] | None, *, chat_model: Any = None) ->
     return out
 
 
-def _spacegroup(structure: Structure) -> int | None:
+def spacegroup_number(structure: Structure) -> int | None:
+    """Space-group number at symprec 0.1, or None where spglib fails."""
     with quiet_third_party():
         try:
             return int(SpacegroupAnalyzer(structure, symprec=0.1).get_space_group_number())
@@ -124,7 +125,8 @@ def _spacegroup(structure: Structure) -> int | None:
             return None
 
 
-def _primitive(structure: Structure) -> Structure:
+def primitive_cell(structure: Structure) -> Structure:
+    """Reduced primitive cell (tolerance 0.1), or the cell as given where that fails."""
     with quiet_third_party():
         try:
             return structure.get_primitive_structure(tolerance=0.1).get_reduced_structure()
@@ -145,13 +147,13 @@ def finalize(item: Candidate | Structure, method: str, request: GenerationReques
     formula = structure.composition.reduced_formula
     if not structure.is_ordered:
         return Rejection(method=method, reason="disordered structure", formula=formula)
-    structure = _primitive(structure)
+    structure = primitive_cell(structure)
     if why := context.target.accepts(structure.composition):
         return Rejection(method=method, reason=why, formula=formula)
     if len(structure) > request.max_atoms:
         return Rejection(method=method, formula=formula,
                          reason=f"{len(structure)} atoms > max_atoms={request.max_atoms}")
-    sg = _spacegroup(structure)
+    sg = spacegroup_number(structure)
     if context.target.spacegroups is not None and sg not in context.target.spacegroups:
         return Rejection(method=method, formula=formula,
                          reason=f"space group {sg} is not among "

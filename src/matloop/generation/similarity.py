@@ -25,11 +25,54 @@ import itertools
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
-from pymatgen.core import Composition, Element
+from pymatgen.core import Composition, Element, Species
 
-from matloop.generation.chemistry import is_metallic, roles, species_radius
-from matloop.generation.substitution import element_probability, species_probability
+from matloop.generation.chemistry import (
+    common_oxidation_states,
+    is_metallic,
+    roles,
+    species_radius,
+)
+
+_UNSEEN = 1e-6  # species pymatgen's table does not know
+
+
+@lru_cache(maxsize=1)
+def _table() -> Any:
+    from pymatgen.analysis.structure_prediction.substitution_probability import (
+        SubstitutionProbability,
+    )
+
+    return SubstitutionProbability()
+
+
+@lru_cache(maxsize=200_000)
+def species_probability(parent: str, parent_q: int, new: str, new_q: int) -> float:
+    """Conditional substitution probability of ``new`` (fixed) by ``parent`` (variable)."""
+    table = _table()
+    if parent_q == 0 or new_q == 0:
+        return element_probability(parent, new)
+    a, b = Species(parent, parent_q), Species(new, new_q)
+    if a not in table.species or b not in table.species:
+        return _UNSEEN
+    try:
+        return float(table.cond_prob(a, b))
+    except (KeyError, ValueError, ArithmeticError):
+        return _UNSEEN
+
+
+@lru_cache(maxsize=50_000)
+def element_probability(parent: str, new: str) -> float:
+    """Element-level probability: the best over the two elements' common positive ions."""
+    best = _UNSEEN
+    for qp in common_oxidation_states(parent):
+        for qn in common_oxidation_states(new):
+            if qp > 0 and qn > 0:
+                best = max(best, species_probability(parent, qp, new, qn))
+    return best
+
 
 #: Weights of the score terms (see the module docstring).
 DISCORDANCE_WEIGHT = 0.5

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from pymatgen.core import Composition, Element, Species, Structure
+from pymatgen.core import Composition, Element, Structure
 
 from matloop.generation.chemistry import (
     common_oxidation_states,
@@ -38,12 +38,12 @@ from matloop.generation.chemistry import (
     sphere_volume,
 )
 from matloop.generation.models import Candidate
+from matloop.generation.similarity import element_probability, species_probability
 from matloop.generation.targets import Target
 from matloop.logs import quiet_third_party
 
 #: Maps less likely than this are not proposed.
 MIN_PROBABILITY = 1e-7
-_UNSEEN = 1e-6  # species pymatgen's table does not know
 
 
 @dataclass(frozen=True)
@@ -58,41 +58,6 @@ class Parent:
     amounts: tuple[tuple[str, float], ...]
     n_sites: int
     source: str = "store"
-
-
-@lru_cache(maxsize=1)
-def _table() -> Any:
-    from pymatgen.analysis.structure_prediction.substitution_probability import (
-        SubstitutionProbability,
-    )
-
-    return SubstitutionProbability()
-
-
-@lru_cache(maxsize=200_000)
-def species_probability(parent: str, parent_q: int, new: str, new_q: int) -> float:
-    """Conditional substitution probability of ``new`` (fixed) by ``parent`` (variable)."""
-    table = _table()
-    if parent_q == 0 or new_q == 0:
-        return element_probability(parent, new)
-    a, b = Species(parent, parent_q), Species(new, new_q)
-    if a not in table.species or b not in table.species:
-        return _UNSEEN
-    try:
-        return float(table.cond_prob(a, b))
-    except (KeyError, ValueError, ArithmeticError):
-        return _UNSEEN
-
-
-@lru_cache(maxsize=50_000)
-def element_probability(parent: str, new: str) -> float:
-    """Element-level probability: the best over the two elements' common positive ions."""
-    best = _UNSEEN
-    for qp in common_oxidation_states(parent):
-        for qn in common_oxidation_states(new):
-            if qp > 0 and qn > 0:
-                best = max(best, species_probability(parent, qp, new, qn))
-    return best
 
 
 def _parent(label: str, structure: Structure, source: str = "store") -> Parent:

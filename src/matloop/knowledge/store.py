@@ -77,6 +77,10 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+#: One embedded chroma client is made at a time in this process (see KnowledgeBase).
+_CONNECT_LOCK = threading.Lock()
+
+
 class KnowledgeBase:
     """Persistent knowledge base with hybrid retrieval and synthesis analogs.
 
@@ -123,12 +127,13 @@ class KnowledgeBase:
         self._bm25: BM25Index | None = None
         with self._db() as con:
             con.executescript(_MANIFEST)
-        self._client = self._connect()
-        self._collection = self._client.get_or_create_collection(
-            self.collection_name, embedding_function=MiniLMEmbeddingFunction(),
-            configuration={"hnsw": {"space": "cosine"}},
-            metadata={"embedding_model": MODEL_NAME, "chunk_size": chunk_size,
-                      "chunk_overlap": chunk_overlap})
+        with _CONNECT_LOCK:  # chroma's client cache is not safe to fill from two threads
+            self._client = self._connect()
+            self._collection = self._client.get_or_create_collection(
+                self.collection_name, embedding_function=MiniLMEmbeddingFunction(),
+                configuration={"hnsw": {"space": "cosine"}},
+                metadata={"embedding_model": MODEL_NAME, "chunk_size": chunk_size,
+                          "chunk_overlap": chunk_overlap})
 
     # ------------------------------------------------------------------ plumbing
 

@@ -18,7 +18,14 @@ from typing import Any
 from matplotlib import rc_context
 
 from matloop.logs import quiet_third_party
-from matloop.reports.plots import _STYLE, CMAP, Plot, _best_per_formula, _fractions, _norm
+from matloop.reports.figure_base import (
+    CMAP,
+    STYLE,
+    Plot,
+    best_per_formula,
+    fractions,
+    hull_colour_scale,
+)
 from matloop.schemas import CandidateResult, DiscoveryReport
 
 #: pyplot's figure registry is process-wide: one diagram at a time.
@@ -42,7 +49,7 @@ def reference_diagram(report: DiscoveryReport, elements: list[str]) -> tuple[Any
 
     entries = []
     for phase in report.reference_phases:
-        if _fractions(phase.formula, elements) is None:
+        if fractions(phase.formula, elements) is None:
             continue
         comp = Composition(phase.formula)
         entries.append(PDEntry(comp, phase.formation_energy_ev_per_atom * comp.num_atoms,
@@ -238,15 +245,15 @@ def hull_diagram(report: DiscoveryReport, elements: list[str], system: str,
 
     diagram, added = reference_diagram(report, elements)
     three_d = len(elements) == 4
-    refs = [r for r in report.reference_phases if _fractions(r.formula, elements) is not None]
+    refs = [r for r in report.reference_phases if fractions(r.formula, elements) is not None]
     above = [r for r in refs if r.e_above_hull_ev_per_atom > 1e-6]
     shown_above = [] if three_d else [
         r for r in above if r.e_above_hull_ev_per_atom < SHOW_UNSTABLE_EV_PER_ATOM]
     counts = Counter(c.formula for c in candidates)
-    best = sorted(_best_per_formula(candidates).values(),
+    best = sorted(best_per_formula(candidates).values(),
                   key=lambda c: c.e_above_hull_ev_per_atom)[:TOP_LABELS]
-    norm = _norm(candidates)
-    with _PYPLOT, rc_context(_STYLE), quiet_third_party():
+    norm = hull_colour_scale(candidates)
+    with _PYPLOT, rc_context(STYLE), quiet_third_party():
         fig = plt.figure(figsize=(6.8, 5.0))
         try:
             ax = fig.add_subplot(projection="3d") if three_d else fig.add_subplot()

@@ -16,33 +16,26 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass
 
 from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from matloop.logs import quiet_third_party
+from matloop.reports.figure_base import (
+    CMAP,
+    STYLE,
+    Plot,
+    best_per_formula,
+    fractions,
+    hull_colour_scale,
+)
 from matloop.schemas import CandidateResult, DiscoveryReport
 
-_STYLE = {"svg.fonttype": "path", "font.size": 9, "axes.spines.top": False,
-          "axes.spines.right": False, "axes.titlesize": 10, "axes.labelsize": 9,
-          "svg.hashsalt": "matloop"}
-CMAP = "viridis"
 #: Compositions labelled with their best candidate on a binary hull.
 BINARY_LABELS = 8
 #: Right edge of the property plot, eV/atom (farther candidates are counted, not drawn).
 XMAX = 0.6
-
-
-@dataclass
-class Plot:
-    """One figure: SVG text, title and caption."""
-
-    name: str
-    title: str
-    caption: str
-    svg: str
 
 
 def _svg(fig: Figure) -> str:
@@ -57,15 +50,6 @@ def _usable(report: DiscoveryReport) -> list[CandidateResult]:
     return [c for c in report.candidates if c.status == "ok"
             and c.e_above_hull_ev_per_atom is not None
             and c.formation_energy_ev_per_atom is not None]
-
-
-def _fractions(formula: str, elements: list[str]) -> list[float] | None:
-    from pymatgen.core import Composition
-
-    comp = Composition(formula).fractional_composition
-    if any(el.symbol not in elements for el in comp.elements):
-        return None
-    return [float(comp[el]) for el in elements]
 
 
 def _order(elements: list[str]) -> list[str]:
@@ -96,7 +80,7 @@ def hull_plot(report: DiscoveryReport) -> Plot | None:
     # Reports written before schema 1.1 name no hull system and hold no reference phases.
     system = report.methods.get("hull_chemical_system") or cands[0].chemical_system
     elements = _order(system.split("-"))
-    inside = [c for c in cands if _fractions(c.formula, elements) is not None]
+    inside = [c for c in cands if fractions(c.formula, elements) is not None]
     if not inside:
         return None
     if len(elements) in (3, 4):
@@ -104,11 +88,11 @@ def hull_plot(report: DiscoveryReport) -> Plot | None:
 
         return hull_diagram(report, elements, system, inside)
     label, coord = _coordinate(elements)
-    refs = [r for r in report.reference_phases if _fractions(r.formula, elements)]
-    with rc_context(_STYLE), quiet_third_party():
+    refs = [r for r in report.reference_phases if fractions(r.formula, elements)]
+    with rc_context(STYLE), quiet_third_party():
         fig = Figure(figsize=(6.6, 4.4))
         ax = fig.add_subplot()
-        rx = [coord(_fractions(r.formula, elements)) for r in refs]
+        rx = [coord(fractions(r.formula, elements)) for r in refs]
         if len(elements) == 2:
             on = sorted({(x, r.formation_energy_ev_per_atom) for x, r in zip(rx, refs,
                                                                               strict=True)
@@ -125,7 +109,7 @@ def hull_plot(report: DiscoveryReport) -> Plot | None:
                 ax.annotate(r.formula, (x, r.formation_energy_ev_per_atom), xytext=(0, -12),
                             textcoords="offset points", ha="center", fontsize=7,
                             color="#52606d")
-        xs = [coord(_fractions(c.formula, elements)) for c in inside]
+        xs = [coord(fractions(c.formula, elements)) for c in inside]
         for x, c in zip(xs, inside, strict=True):  # the hull energy below each candidate
             hull = c.formation_energy_ev_per_atom - c.e_above_hull_ev_per_atom
             ax.plot([x, x], [hull, c.formation_energy_ev_per_atom], color="#c0392b", lw=0.8,
@@ -133,14 +117,14 @@ def hull_plot(report: DiscoveryReport) -> Plot | None:
             ax.plot([x - 0.012, x + 0.012], [hull, hull], color="#c0392b", lw=1.2, zorder=2)
         sc = ax.scatter(xs, [c.formation_energy_ev_per_atom for c in inside],
                         c=[c.e_above_hull_ev_per_atom for c in inside], cmap=CMAP,
-                        norm=_norm(inside), marker="*", s=140, edgecolor="#c0392b", lw=0.6,
-                        zorder=4, gid="candidates")
-        labelled = sorted(_best_per_formula(inside).values(),
+                        norm=hull_colour_scale(inside), marker="*", s=140,
+                        edgecolor="#c0392b", lw=0.6, zorder=4, gid="candidates")
+        labelled = sorted(best_per_formula(inside).values(),
                           key=lambda c: c.e_above_hull_ev_per_atom)[:BINARY_LABELS]
         for k, c in enumerate(sorted(labelled, key=lambda c: coord(
-                _fractions(c.formula, elements)))):
+                fractions(c.formula, elements)))):
             formula = c.formula
-            x = coord(_fractions(formula, elements))
+            x = coord(fractions(formula, elements))
             ax.annotate(f"{formula} {c.e_above_hull_ev_per_atom:+.3f}",
                         (x, c.formation_energy_ev_per_atom), xytext=(8, 10 if k % 2 else -4),
                         textcoords="offset points", fontsize=8, color="#9b2c2c", weight="bold")
@@ -159,23 +143,6 @@ def hull_plot(report: DiscoveryReport) -> Plot | None:
                 f"eV/atom) and {len(refs)} reference phases "
                 f"(circles: filled on the hull, open above it). The red tick under each star is "
                 f"the hull energy at its composition. Energy scale: {scale}.", svg)
-
-
-def _best_per_formula(cands: list[CandidateResult]) -> dict[str, CandidateResult]:
-    best: dict[str, CandidateResult] = {}
-    for c in cands:
-        if c.formula not in best or c.e_above_hull_ev_per_atom < \
-                best[c.formula].e_above_hull_ev_per_atom:
-            best[c.formula] = c
-    return best
-
-
-def _norm(cands: list[CandidateResult]):
-    from matplotlib.colors import Normalize
-
-    values = [c.e_above_hull_ev_per_atom for c in cands] or [0.0]
-    # Colours resolve the interesting range; farther candidates share the top colour.
-    return Normalize(vmin=min(min(values), 0.0), vmax=min(max(max(values), 0.1), 0.3))
 
 
 def _target(report: DiscoveryReport, cands: list[CandidateResult]):
@@ -199,7 +166,7 @@ def property_plot(report: DiscoveryReport) -> Plot | None:
     target, key = _target(report, cands)
     threshold = (report.objective.stability_threshold_ev_per_atom if report.objective
                  else report.methods.get("stability_threshold_ev_per_atom", 0.1))
-    with rc_context(_STYLE):
+    with rc_context(STYLE):
         fig = Figure(figsize=(6.4, 3.8))
         ax = fig.add_subplot()
         rows = [c for c in cands if key is None or key in c.properties]
@@ -218,7 +185,7 @@ def property_plot(report: DiscoveryReport) -> Plot | None:
                 ax.axhline(target.min, color="#805ad5", ls=":", lw=1)
             if target.max is not None:
                 ax.axhline(target.max, color="#805ad5", ls=":", lw=1)
-        for formula, c in _best_per_formula(rows).items():
+        for formula, c in best_per_formula(rows).items():
             y = c.properties[key] if key else c.formation_energy_ev_per_atom
             ax.annotate(formula, (c.e_above_hull_ev_per_atom, y), xytext=(5, 3),
                         textcoords="offset points", fontsize=7)
@@ -247,7 +214,7 @@ def progress_plot(report: DiscoveryReport) -> Plot | None:
            for i in iterations]
     best = [min(per[: k + 1]) for k in range(len(per))]
     counts = [sum(bool(c.is_stable) for c in cands if c.iteration == i) for i in iterations]
-    with rc_context(_STYLE):
+    with rc_context(STYLE):
         fig = Figure(figsize=(6.4, 3.4))
         ax = fig.add_subplot()
         xs = [i + 1 for i in iterations]

@@ -11,6 +11,7 @@ from matloop.materials.engine import MaterialsEngine
 from matloop.tools.base import Toolbox
 from matloop.tools.generation import generation_tools
 from matloop.tools.materials import ToolProgress, materials_tools
+from matloop.tools.properties import property_tools
 from matloop.tools.retrieval import retrieval_tools
 from matloop.tools.surrogates import surrogate_tools
 
@@ -36,6 +37,7 @@ def build_toolbox(engine: MaterialsEngine, *, run_dir: Path | None = None,
     toolbox = Toolbox()
     for spec in [
         *materials_tools(engine, run_dir=run_dir, access=access, progress=progress),
+        *property_tools(engine, access=access),
         *generation_tools(engine, run_dir=run_dir, chat_model=chat_model),
         *retrieval_tools(knowledge if knowledge is not None else KnowledgeBase(),
                          access=access, use_robocrys=use_robocrys),

@@ -367,11 +367,16 @@ def _element_lists(text: str, chem: Chemistry) -> None:
             chem.element_lists.append(symbols)
 
 
+#: A zero typed for the letter O: a count cannot start with 0 ("LiFeP04", "Ti02", "Zn0"), but
+#: a decimal can ("Li0.5CoO2").
+_ZERO_FOR_O = re.compile(r"(?<=[A-Za-z)])0(?![.\d]*\.\d)(?=\d|[A-Z(]|$)")
+
+
 def _formula_tokens(text: str, chem: Chemistry) -> str:
     """Collect formula tokens; return the text with them blanked out."""
     masked = list(text)
     for match in _TOKEN.finditer(text):
-        token = match.group(0).rstrip(".")
+        token = _ZERO_FOR_O.sub("O", match.group(0).rstrip("."))
         while token.endswith(")") and token.count(")") > token.count("("):
             token = token[:-1]
         while token.startswith("(") and token.count("(") > token.count(")"):

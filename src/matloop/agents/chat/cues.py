@@ -89,6 +89,14 @@ CUES: dict[str, list[tuple[re.Pattern[str], float]]] = {
                                 r"\b(?:progress|advances|developments)\s+in\b|"
                                 r"current\s+understanding", 4)),
 }
+#: "which Na-ion cathodes are known", "what oxide thermoelectrics have been reported": a class of
+#: materials asked about as what is already known (the literature), not as a search for new ones.
+KNOWN_CLASS = re.compile(
+    rf"\b(?:{_CLASS_NOUNS})\b.{{0,40}}\b(?:are|is|were|have\s+been|has\s+been)\s+"
+    rf"(?:known|reported|used|studied|common|commercial\w*)\b|"
+    rf"\b(?:{_CLASS_NOUNS})\s+(?:exist|are\s+there)\b|"
+    rf"\b(?:known|reported|existing|common|commercial|typical)\s+(?:[\w-]+\s+){{0,2}}"
+    rf"(?:{_CLASS_NOUNS})\b")
 HELP = re.compile(
     r"^\s*(?:/?help|\?+|hi|hello|hey|hiya|good\s+(?:morning|afternoon|evening))(?:\s+there)?"
     r"[\s!.?]*$|what\s+can\s+you\s+do|how\s+(?:do|can)\s+i\s+use\s+(?:this|you|matloop|the)|"

@@ -35,6 +35,7 @@ from matloop.agents.chat.cues import (
     CAMPAIGN_VERBS,
     FOLLOWUP,
     HELP,
+    KNOWN_CLASS,
     MATERIALS_WORDS,
     PRONOUN,
     PROPERTY_LABELS,
@@ -175,6 +176,14 @@ def _score(msg: _Message, ctx: ConversationContext) -> dict[str, float]:
     if scores["stability"] and not msg.has_compound and ent.chemical_systems:
         scores["known_phases"] += scores["stability"]
         scores["stability"] = 0.0
+    # Comparing systems, not compounds ("compare the hull of Li-Mn-O and Li-Fe-O"): their
+    # known phases side by side.
+    if scores["compare"] and not msg.has_compound and len(ent.chemical_systems) >= 2:
+        scores["known_phases"] += scores["compare"]
+        scores["compare"] = 0.0
+    # What is known about a class of materials is a literature question, not a new search.
+    if not msg.has_compound and not ent.chemical_systems and KNOWN_CLASS.search(msg.lowered):
+        scores["literature"] += 4
     if msg.has_compound:
         for intent in _NEEDS_COMPOUND:
             if scores[intent]:

@@ -43,6 +43,9 @@ class StructureText(BaseModel):
     formula: str | None = Field(default=None, description="Reduced formula, when readable.")
     n_atoms: int | None = Field(default=None, description="Atoms in the cell, when known.")
     problem: str | None = Field(default=None, description="Why it cannot be used, if so.")
+    name: str | None = Field(default=None, description="File name, when it was uploaded.")
+    path: str | None = Field(default=None, description="Where the server stored the upload "
+                                                       "(tools read it from there).")
 
 
 class Entities(BaseModel):
@@ -140,5 +143,88 @@ class ConversationContext(BaseModel):
         return self
 
 
-__all__ = ["INTENTS", "ConversationContext", "Entities", "Intent", "NumericConstraint",
-           "PropertyMention", "StructureText", "Understanding"]
+# -- answers ------------------------------------------------------------------------------------
+
+Cell = str | float | int | bool | None
+
+
+class AnswerTable(BaseModel):
+    """A table of an answer: column names (units in them) and rows of plain values."""
+
+    title: str = Field(description="What the table shows.")
+    columns: list[str] = Field(description="Column headers, units included.")
+    rows: list[list[Cell]] = Field(default_factory=list, description="One list per row.")
+    note: str = Field(default="", description="Where the numbers come from, caveats.")
+
+
+class Source(BaseModel):
+    """Where a number of an answer comes from."""
+
+    kind: Literal["tool", "mp", "data", "model", "mlip", "doi", "evidence", "run"] = Field(
+        description="tool call, Materials Project entry, data set, model, MLIP, paper, "
+                    "retrieved passage or campaign.")
+    label: str = Field(description="What to show, e.g. 'mp-19017' or 'lookup_known_phases("
+                                   "chemsys=Fe-Li-O-P)'.")
+    url: str | None = Field(default=None, description="Link, when there is one.")
+
+
+class HullPoint(BaseModel):
+    """One known phase placed on a hull plot."""
+
+    formula: str = Field(description="Reduced formula.")
+    x: float = Field(description="Horizontal position (composition coordinate, 0-1).")
+    y: float = Field(description="Vertical position: formation energy (eV/atom) for a binary, "
+                                 "height in the composition triangle for a ternary.")
+    e_above_hull_ev_per_atom: float = Field(description="Distance to the hull, eV/atom.")
+    formation_energy_ev_per_atom: float = Field(description="Formation energy, eV/atom.")
+    mp_id: str | None = Field(default=None, description="Materials Project id, when known.")
+    highlight: bool = Field(default=False, description="The compound the question is about.")
+
+
+class HullPlot(BaseModel):
+    """A small phase-diagram figure of a system's known phases (drawn by the client)."""
+
+    system: str = Field(description="Chemical system, e.g. Fe-Li-O.")
+    kind: Literal["binary", "ternary"] = Field(description="binary: formation energy against "
+                                               "composition; ternary: composition triangle.")
+    corners: list[str] = Field(description="End members: 2 (binary, left to right) or 3 "
+                                           "(ternary: bottom left, bottom right, top).")
+    points: list[HullPoint] = Field(default_factory=list, description="Phases drawn: on the "
+                                    "hull and near it.")
+    lines: list[list[float]] = Field(default_factory=list, description="Hull edges (binary) or "
+                                     "tie lines (ternary) as [x1, y1, x2, y2].")
+    caption: str = Field(default="", description="What the figure shows, with the data source.")
+
+
+class StructureView(BaseModel):
+    """A structure to show in the 3D viewer."""
+
+    title: str = Field(description="What it is, e.g. 'NaCl relaxed with chgnet'.")
+    formula: str | None = Field(default=None, description="Reduced formula.")
+    cif: str = Field(description="The structure as CIF text.")
+    source: str = Field(default="", description="Where it comes from (MLIP, file).")
+
+
+class ChatAnswer(BaseModel):
+    """One answer: its text and the structured parts a client can show (tables, hull plots,
+    structures), the sources behind it, and a campaign it could turn into."""
+
+    intent: str = Field(description="Intent the answer addresses.")
+    text: str = Field(description="The answer as text, with its sources at the end.")
+    tables: list[AnswerTable] = Field(default_factory=list, description="Tables.")
+    plots: list[HullPlot] = Field(default_factory=list, description="Hull plots.")
+    structures: list[StructureView] = Field(default_factory=list,
+                                            description="Structures for the 3D viewer.")
+    sources: list[Source] = Field(default_factory=list, description="Sources, in order.")
+    campaign_query: str | None = Field(default=None, description="A campaign query the answer "
+                                       "suggests (the client can offer it as a button).")
+    grounded: bool = Field(default=True, description="False when the answer declines or asks "
+                                                     "for input instead of answering.")
+    origin: Literal["offline", "model", "offline_floor"] = Field(
+        default="offline", description="Who wrote the text: the offline assistant, the "
+        "language model, or the offline assistant standing in for the model.")
+
+
+__all__ = ["INTENTS", "AnswerTable", "ChatAnswer", "ConversationContext", "Entities",
+           "HullPlot", "HullPoint", "Intent", "NumericConstraint", "PropertyMention", "Source",
+           "StructureText", "StructureView", "Understanding"]

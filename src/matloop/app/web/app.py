@@ -3,7 +3,10 @@
 ``create_app(runs_dir=...)`` builds the app; ``matloop serve`` runs it with uvicorn. Routes:
 
 * ``GET /`` the page (static/index.html, plain ES modules, 3Dmol.js vendored in static/vendor);
-* ``POST /api/chat`` one chat turn, streamed as SSE (steps, tool calls, tokens, answer);
+* ``POST /api/chat`` one chat turn, streamed as SSE (steps, tool calls, progress, tokens,
+  answer); ``POST /api/uploads?thread_id=&name=`` a structure file for the next message
+  (raw body, at most :data:`~matloop.app.web.limits.STRUCTURE_UPLOAD_BYTES`);
+  ``GET /api/chat/{thread_id}`` a conversation's turns (kept in SQLite across restarts);
 * ``POST /api/campaigns`` start; ``GET /api/campaigns/{id}/events`` live events (SSE);
   ``POST /api/campaigns/{id}/approval|stop|resume``;
 * ``GET /api/runs``, ``GET /api/runs/{id}``, ``GET /api/runs/{id}/files/{path}`` (CIFs,
@@ -22,6 +25,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -29,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -40,11 +44,12 @@ from matloop.app.web.campaigns import ApprovalAnswer, CampaignManager, CampaignR
 from matloop.app.web.chat import ChatRequest, ChatService
 from matloop.app.web.limits import (
     DEFAULT_MAX_BODY_BYTES,
+    STRUCTURE_UPLOAD_BYTES,
     BodySizeLimit,
     BodyTooLarge,
     body_too_large_response,
 )
-from matloop.app.web.runs import ApiError, RunStore, summarize
+from matloop.app.web.runs import RUN_ID_PATTERN, ApiError, RunStore, summarize
 from matloop.config import Settings, get_settings
 from matloop.errors import MatloopError
 
@@ -111,6 +116,7 @@ def create_app(runs_dir: str | Path = "runs", *, settings: Settings | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await chat.aclose()
         await asyncio.to_thread(manager.shutdown, 5.0)  # stop jobs at their next step
 
     app = FastAPI(title="matloop", summary="Web research assistant for materials discovery",
@@ -144,7 +150,8 @@ def create_app(runs_dir: str | Path = "runs", *, settings: Settings | None = Non
 
     # Added last, so it is the outermost middleware: a large body is refused before the
     # Host/token checks or any route reads it.
-    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, limits=body_limits)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes,
+                       limits={"/api/uploads": STRUCTURE_UPLOAD_BYTES, **(body_limits or {})})
 
     @app.exception_handler(BodyTooLarge)
     async def too_large(request: Request, exc: BodyTooLarge) -> Any:
@@ -183,6 +190,18 @@ def create_app(runs_dir: str | Path = "runs", *, settings: Settings | None = Non
 
         release = BackgroundTask(chat.release, request.thread_id)
         return EventSourceResponse(events(), background=release)
+
+    @app.post("/api/uploads", summary="Upload a structure file for the next chat message")
+    async def upload(request: Request, thread_id: str = Query(...),
+                     name: str = Query("structure", max_length=200)) -> dict[str, Any]:
+        body = await request.body()
+        return await asyncio.to_thread(chat.upload, thread_id, name, body)
+
+    @app.get("/api/chat/{thread_id}", summary="The turns of a conversation")
+    async def chat_history(thread_id: str) -> list[dict[str, Any]]:
+        if not re.match(RUN_ID_PATTERN, thread_id):
+            raise ApiError(422, f"{thread_id!r} is not a thread id")
+        return await chat.history(thread_id)
 
     @app.post("/api/campaigns", status_code=202, summary="Start a campaign in the background")
     def start(request: CampaignRequest) -> dict[str, Any]:

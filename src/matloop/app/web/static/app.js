@@ -94,28 +94,225 @@ function route() {
 }
 
 // ---------------------------------------------------------------- chat
-const chatThread = `web-${Math.random().toString(16).slice(2, 10)}`;
+// The thread id is kept in the browser, so a reload (or a restarted server, which keeps its
+// threads in SQLite) continues the conversation.
+const THREAD_KEY = "matloop-chat-thread";
+const MAX_UPLOAD_BYTES = 5 * 1024 * 1024;
+const SVG = "http://www.w3.org/2000/svg";
+let chatThread = localStorage.getItem(THREAD_KEY) || newThread();
+let attachment = null; // {upload_id, name, formula, n_atoms}
+
+function newThread() {
+  const id = `web-${Math.random().toString(16).slice(2, 10)}`;
+  localStorage.setItem(THREAD_KEY, id);
+  return id;
+}
+
+function showChatError(text) {
+  $("#chat-error").textContent = text || "";
+  $("#chat-error").hidden = !text;
+}
+
+function setAttachment(info) {
+  attachment = info;
+  $("#chat-attachment").hidden = !info;
+  $("#chat-attachment-name").textContent = info
+    ? `📎 ${info.name} (${info.formula}, ${info.n_atoms} atoms)` : "";
+}
+
+async function uploadFile(file) {
+  showChatError("");
+  if (file.size > MAX_UPLOAD_BYTES) { showChatError(`${file.name} is larger than 5 MiB`); return; }
+  const url = `/api/uploads?thread_id=${encodeURIComponent(chatThread)}&name=${encodeURIComponent(file.name)}`;
+  try {
+    const res = await fetch(url, { method: "POST", headers: { "Content-Type": "application/octet-stream" }, body: file });
+    const body = await res.json();
+    if (!res.ok) throw new Error(`${body.error}${body.hint ? ` (${body.hint})` : ""}`);
+    setAttachment(body);
+  } catch (err) {
+    setAttachment(null);
+    showChatError(`Upload of ${file.name} failed: ${err.message || err}`);
+  }
+}
+
+$("#chat-file").addEventListener("change", (e) => {
+  const file = e.target.files[0];
+  e.target.value = "";
+  if (file) uploadFile(file);
+});
+$("#chat-attachment-remove").addEventListener("click", () => setAttachment(null));
+for (const type of ["dragenter", "dragover"]) {
+  $("#chat-form").addEventListener(type, (e) => { e.preventDefault(); $("#chat-form").classList.add("dragging"); });
+}
+$("#chat-form").addEventListener("dragleave", () => $("#chat-form").classList.remove("dragging"));
+$("#chat-form").addEventListener("drop", (e) => {
+  e.preventDefault();
+  $("#chat-form").classList.remove("dragging");
+  const file = e.dataTransfer?.files?.[0];
+  if (file) uploadFile(file);
+});
+
+function cell(value, column) {
+  if (value === null || value === undefined || value === "") return "—";
+  if (typeof value === "boolean") return value ? "yes" : "no";
+  if (typeof value === "number") return Number.isInteger(value) ? String(value) : String(+value.toFixed(4));
+  const text = String(value);
+  if (/^mp-\d+$/.test(text)) return h("a", { href: `https://next-gen.materialsproject.org/materials/${text}`, target: "_blank", rel: "noopener" }, text);
+  if (column === "DOI" && /^10\./.test(text)) return h("a", { href: `https://doi.org/${text}`, target: "_blank", rel: "noopener", class: "cite" }, text);
+  return text;
+}
+
+function renderTable(t) {
+  return h("figure", { class: "answer-table" },
+    h("figcaption", {}, t.title),
+    h("table", {},
+      h("thead", {}, h("tr", {}, t.columns.map((c) => h("th", {}, c)))),
+      h("tbody", {}, t.rows.map((r) => h("tr", {}, r.map((v, i) => h("td", { class: typeof v === "number" ? "num" : null }, cell(v, t.columns[i]))))))),
+    t.note ? h("p", { class: "note" }, t.note) : null);
+}
+
+function svgEl(tag, attrs = {}, text = null) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  if (text !== null) el.textContent = text;
+  return el;
+}
+
+// A hull figure from the answer's data: a binary's formation energy against composition, or
+// a ternary's composition triangle with tie lines. Filled points lie on the hull.
+function renderHull(plot) {
+  const W = 380, H = plot.kind === "binary" ? 250 : 300, m = 36;
+  const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, class: "hull", "data-kind": plot.kind, role: "img" });
+  svg.append(svgEl("title", {}, `Known phases of ${plot.system}`));
+  let X, Y;
+  if (plot.kind === "binary") {
+    const ys = plot.points.map((p) => p.y);
+    const lo = Math.min(...ys, -0.1) * 1.1, hi = Math.max(...ys, 0) + 0.05;
+    X = (x) => m + x * (W - 2 * m);
+    Y = (y) => 12 + (hi - y) / (hi - lo) * (H - m - 12);
+    svg.append(svgEl("line", { x1: X(0), y1: Y(0), x2: X(1), y2: Y(0), class: "axis" }));
+    svg.append(svgEl("text", { x: 4, y: 14, class: "axis-label" }, "E_form (eV/atom)"));
+    svg.append(svgEl("text", { x: X(0), y: H - 6, "text-anchor": "middle", class: "corner" }, plot.corners[0]));
+    svg.append(svgEl("text", { x: X(1), y: H - 6, "text-anchor": "middle", class: "corner" }, plot.corners[1]));
+    svg.append(svgEl("text", { x: 4, y: Y(lo) , class: "axis-label" }, lo.toFixed(2)));
+  } else {
+    const s = (W - 2 * m), top = 14;
+    X = (x) => m + x * s;
+    Y = (y) => top + (Math.sqrt(3) / 2 - y) * s;
+    const c = [[0, 0], [1, 0], [0.5, Math.sqrt(3) / 2]];
+    svg.append(svgEl("polygon", { points: c.map(([x, y]) => `${X(x)},${Y(y)}`).join(" "), class: "triangle" }));
+    plot.corners.forEach((name, i) => svg.append(svgEl("text", {
+      x: X(c[i][0]) + (i === 0 ? -10 : i === 1 ? 10 : 0), y: Y(c[i][1]) + (i === 2 ? -4 : 14),
+      "text-anchor": "middle", class: "corner" }, name)));
+  }
+  for (const [x1, y1, x2, y2] of plot.lines) {
+    svg.append(svgEl("line", { x1: X(x1), y1: Y(y1), x2: X(x2), y2: Y(y2), class: "tie" }));
+  }
+  for (const p of plot.points) {
+    const stable = p.e_above_hull_ev_per_atom <= 1e-6;
+    const g = svgEl("g", { class: `phase${stable ? " stable" : ""}${p.highlight ? " highlight" : ""}`, "data-formula": p.formula });
+    g.append(svgEl("circle", { cx: X(p.x), cy: Y(p.y), r: p.highlight ? 5 : 3.5 }));
+    g.append(svgEl("title", {}, `${p.formula}: ${p.e_above_hull_ev_per_atom.toFixed(3)} eV/atom above the hull, E_form ${p.formation_energy_ev_per_atom.toFixed(3)} eV/atom${p.mp_id ? ` (${p.mp_id})` : ""}`));
+    const corner = plot.corners.includes(p.formula);
+    if ((stable || p.highlight) && !corner) g.append(svgEl("text", { x: X(p.x) + 5, y: Y(p.y) - 5, class: "label" }, p.formula));
+    svg.append(g);
+  }
+  return h("figure", { class: "answer-plot" }, svg, h("figcaption", {}, plot.caption));
+}
+
+function showStructure(box, s) {
+  const div = h("div", { class: "viewer-inline", "data-formula": s.formula || "" });
+  box.replaceChildren(h("div", { class: "viewer-head" }, h("strong", {}, s.title),
+    h("a", { href: URL.createObjectURL(new Blob([s.cif], { type: "chemical/x-cif" })), download: `${s.formula || "structure"}.cif` }, "Download CIF")), div);
+  const v = window.$3Dmol.createViewer(div, { backgroundColor: "white" });
+  const model = v.addModel(s.cif, "cif", { doAssembly: true, duplicateAssemblyAtoms: true, normalizeAssembly: true });
+  v.setStyle({}, { sphere: { scale: 0.3, colorscheme: "Jmol" }, stick: { radius: 0.12, colorscheme: "Jmol" } });
+  v.addUnitCell(model, { box: { color: "black" } });
+  v.replicateUnitCell(2, 2, 2, model);
+  v.zoomTo();
+  v.render();
+  div.dataset.atoms = String(model.selectedAtoms({}).length);
+}
+
+function renderAnswer(box, text, answer, evidence = {}, { live = false } = {}) {
+  const sources = answer?.sources || [];
+  const shown = sources.length ? text.replace(/\n\nSources: [\s\S]*$/, "") : text;
+  const parts = [h("div", { class: "answer-text" }, ...linkify(shown, evidence))];
+  for (const t of answer?.tables || []) parts.push(renderTable(t));
+  for (const p of answer?.plots || []) parts.push(renderHull(p));
+  const viewers = [];
+  for (const s of answer?.structures || []) {
+    const holder = h("div", { class: "structure" });
+    holder.append(h("button", { type: "button", class: "view3d secondary", onclick: () => showStructure(holder, s) }, `3D: ${s.title}`));
+    viewers.push([holder, s]);
+    parts.push(holder);
+  }
+  if (sources.length) {
+    parts.push(h("details", { class: "sources" }, h("summary", {}, `Sources (${sources.length})`),
+      h("ul", {}, sources.map((s) => h("li", { "data-kind": s.kind },
+        s.url ? h("a", { href: s.url, target: s.url.startsWith("#") ? null : "_blank", rel: "noopener" }, s.label) : s.label)))));
+  }
+  if (answer?.campaign_query) {
+    parts.push(h("button", { type: "button", class: "to-campaign secondary", onclick: () => {
+      location.hash = "campaign";
+      $("#campaign-form input[name=query]").value = answer.campaign_query;
+    } }, `Turn into a campaign: “${answer.campaign_query}”`));
+  }
+  box.replaceChildren(...parts);
+  if (live && viewers.length) showStructure(...viewers[0]);
+}
+
+function renderUser(text, upload) {
+  $("#chat-log").append(h("div", { class: "turn user" }, text,
+    upload ? h("div", { class: "attached" }, `📎 ${upload}`) : null));
+}
+
+async function loadHistory() {
+  $("#chat-thread").textContent = `conversation ${chatThread}`;
+  let turns = [];
+  try { turns = await api(`/api/chat/${encodeURIComponent(chatThread)}`); } catch { return; }
+  for (const t of turns) {
+    if (t.role === "user") renderUser(t.text, t.upload);
+    else {
+      const answer = h("div", { class: "answer" });
+      $("#chat-log").append(h("div", { class: "turn assistant", "data-state": "done" }, answer));
+      renderAnswer(answer, t.text, t.answer);
+    }
+  }
+}
+
+$("#chat-new").addEventListener("click", () => {
+  chatThread = newThread();
+  $("#chat-log").replaceChildren();
+  setAttachment(null);
+  $("#chat-thread").textContent = `conversation ${chatThread}`;
+});
 
 $("#chat-form").addEventListener("submit", async (e) => {
   e.preventDefault();
-  const text = $("#chat-input").value.trim();
+  const upload = attachment;
+  const text = $("#chat-input").value.trim() || (upload ? "Relax this structure" : "");
   if (!text) return;
   $("#chat-input").value = "";
+  setAttachment(null);
+  showChatError("");
   $("#chat-send").disabled = true;
-  $("#chat-log").append(h("div", { class: "turn user" }, text));
+  renderUser(text, upload ? `${upload.name} (${upload.formula})` : null);
   const steps = h("div", { class: "steps" });
   const answer = h("div", { class: "answer" });
   const turn = h("div", { class: "turn assistant", "data-state": "running" }, steps, answer);
   $("#chat-log").append(turn);
   const tools = {};
+  let progress = null;
   try {
+    const body = { message: text, thread_id: chatThread };
+    if (upload) body.upload_id = upload.upload_id;
     const res = await fetch("/api/chat", {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ message: text, thread_id: chatThread }),
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
     });
     if (!res.ok) {
-      const body = await res.json();
-      throw new Error(`${body.error}${body.hint ? ` (${body.hint})` : ""}`);
+      const err = await res.json();
+      throw new Error(`${err.error}${err.hint ? ` (${err.hint})` : ""}`);
     }
     for await (const { event, data } of readSSE(res)) {
       if (event === "step") steps.append(h("div", { class: "step-node" }, data.node));
@@ -125,15 +322,20 @@ $("#chat-form").addEventListener("submit", async (e) => {
           h("div", {}, "arguments"), h("pre", { class: "args" }, JSON.stringify(data.args, null, 2)));
         tools[data.run_id] = d;
         steps.append(d);
+      } else if (event === "progress") {
+        if (!progress) { progress = h("div", { class: "progress" }); steps.append(progress); }
+        progress.textContent = `${data.stage}${data.total ? ` (${data.done}/${data.total})` : ""}`;
       } else if (event === "tool_end") {
         const d = tools[data.run_id] || steps.appendChild(h("details", { class: "tool" }, h("summary", {}, data.name)));
         d.classList.remove("running");
         d.classList.add(data.status === "error" || data.status === "timeout" ? "error" : "ok");
         d.querySelector("summary").textContent = `${data.name} — ${data.summary.split("\n")[0].slice(0, 120)}`;
-        d.append(h("div", {}, "result"), h("pre", { class: "result" }, data.summary));
+        // The evidence the tool returned (ids the answer may cite), under its summary.
+        const cited = (data.evidence || []).map((e) => `${e.id}  ${e.title || ""}${e.doi ? `  doi:${e.doi}` : ""}`);
+        d.append(h("div", {}, "result"), h("pre", { class: "result" }, [data.summary, ...cited].join("\n")));
       } else if (event === "token") answer.append(data.text);
       else if (event === "answer") {
-        answer.replaceChildren(...linkify(data.text, data.evidence));
+        renderAnswer(answer, data.text, data.answer, data.evidence, { live: true });
       } else if (event === "error") {
         answer.append(h("p", { class: "error" }, `${data.message}${data.hint ? ` (${data.hint})` : ""}`));
       }
@@ -149,6 +351,7 @@ $("#chat-form").addEventListener("submit", async (e) => {
 $("#chat-input").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("#chat-form").requestSubmit(); }
 });
+loadHistory();
 
 // ---------------------------------------------------------------- new campaign
 $("#campaign-form").addEventListener("submit", async (e) => {
