@@ -2,25 +2,40 @@
 # Both create .venv on first use and install the pinned dependencies; running them again
 # reuses what is installed.
 
-PYTHON ?= python3
+# Python 3.11 is required: python3.11 when it is on PATH, else python3 (checked below).
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null || echo python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.matloop-installed
+DEMO_STAMP := $(VENV)/.matloop-demo-installed
 DEMO_OUT ?= runs/demo
 DEMO_QUERY ?= Find stable ternary oxides in the Ba-Ti-O system for dielectrics
 PYTEST_ARGS ?=
 
-.PHONY: install demo lint test test-fast browser bench clean llm-server
+.PHONY: install demo check-python lint test test-fast browser bench clean llm-server
 
-$(STAMP): pyproject.toml constraints.txt
+check-python:
+	@test -x $(BIN)/python || $(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null \
+	  || { echo "matloop needs Python 3.11 ($(PYTHON) is $$($(PYTHON) --version 2>&1 || echo missing))."; \
+	       echo "Install it (apt install python3.11 python3.11-venv, brew install python@3.11, or uv python install 3.11)"; \
+	       echo "and run: make PYTHON=/path/to/python3.11 ..."; exit 2; }
+
+# The demo needs the package alone; tests add the dev and workflow extras.
+$(DEMO_STAMP): pyproject.toml constraints.txt | check-python
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	touch $(DEMO_STAMP)
+
+$(STAMP): pyproject.toml constraints.txt | check-python
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,workflows]'
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO_STAMP)
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/matloop campaign "$(DEMO_QUERY)" --yes --max-evaluations 40 --max-iterations 2 --out $(DEMO_OUT)
 
 # Browser tests (report rendering, web app) drive Debian's Chromium; install it when we can

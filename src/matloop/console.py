@@ -16,7 +16,11 @@ console = Console(stderr=True)
 
 
 def fail(exc: MatloopError) -> NoReturn:
-    """Print a user-facing error with what to do, then exit with status 2 (no traceback)."""
+    """Print a user-facing error with what to do, then exit with status 2 (no traceback).
+
+    Errors are printed even with ``--quiet``.
+    """
+    console.quiet = False
     console.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
     if exc.hint:
         console.print(f"[yellow]what to do:[/] {escape(exc.hint)}", soft_wrap=True)

@@ -46,3 +46,11 @@ class FileAccessError(MatloopError):
 
 class StructureTooLargeError(StructureInputError):
     """A structure file or text larger than the size limit for structures."""
+
+
+class ConfigError(MatloopError):
+    """A setting with an invalid value, or a config file that cannot be read."""
+
+
+class UsageError(MatloopError):
+    """A command-line or API argument out of its allowed range (checked before any work)."""

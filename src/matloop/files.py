@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from pymatgen.core import Structure
 
@@ -26,7 +27,9 @@ from matloop.errors import FileAccessError, StructureInputError, StructureTooLar
 from matloop.materials.structures import (
     FORMATS,
     MAX_STRUCTURE_BYTES,
+    as_structure,
     detect_text_format,
+    is_ase_atoms,
     parse_structure_text,
     read_structure,
 )
@@ -156,12 +159,14 @@ def looks_like_structure_text(spec: str) -> bool:
     return "\n" in text or text.startswith("{")
 
 
-def load_structure(spec: str | Path, *, access: FileAccess, allow_vacuum: bool = False,
-                   source: str | None = None) -> Structure:
-    """A validated structure from a file path, or from CIF, POSCAR, extended XYZ or JSON text.
+def load_structure(spec: str | Path | Structure | Any, *, access: FileAccess,
+                   allow_vacuum: bool = False, source: str | None = None) -> Structure:
+    """A validated structure from a file path, CIF, POSCAR, extended XYZ or JSON text, or a
+    pymatgen ``Structure`` / ASE ``Atoms`` object.
 
     A :class:`~pathlib.Path`, or a one-line string, is a path: it must pass ``access`` before
-    anything is opened. Any other string is structure text, whose format is detected.
+    anything is opened. Any other string is structure text, whose format is detected. Objects
+    are converted and validated (no file is read).
 
     Args:
         spec: The path or the text.
@@ -175,6 +180,8 @@ def load_structure(spec: str | Path, *, access: FileAccess, allow_vacuum: bool =
         StructureInputError: Missing, too large, unparseable or unphysical; the message never
             quotes the content.
     """
+    if isinstance(spec, Structure) or is_ase_atoms(spec):
+        return as_structure(spec, source=source, allow_vacuum=allow_vacuum)
     if isinstance(spec, os.PathLike):
         spec = os.fspath(spec)
     if not isinstance(spec, str):

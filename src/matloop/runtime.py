@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from matloop.schemas import Usage
 
@@ -144,14 +144,25 @@ class PriceTable:
 
 
 class Budget(BaseModel):
-    """Limits of one campaign; ``None`` means unlimited."""
+    """Limits of one campaign; ``None`` means unlimited.
 
-    max_iterations: int = Field(default=3, ge=1, description="Ideation-to-expansion loops.")
-    max_llm_calls: int | None = Field(default=200, description="LLM calls in all roles.")
-    max_tokens: int | None = Field(default=2_000_000, description="Input + output tokens.")
-    max_cost_usd: float | None = Field(default=5.0, description="Spend, USD (price table).")
-    max_evaluations: int | None = Field(default=60, description="Candidate MLIP relaxations.")
-    max_wall_time_s: float | None = Field(default=3600.0, description="Wall time, seconds.")
+    A limit is reached when the amount used equals it, so every limit is positive (a zero
+    limit would end the campaign before its first step); infinities and NaN are refused.
+    """
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    max_iterations: int = Field(default=3, ge=1, le=1000,
+                                description="Ideation-to-expansion loops.")
+    max_llm_calls: int | None = Field(default=200, ge=1, description="LLM calls in all roles.")
+    max_tokens: int | None = Field(default=2_000_000, ge=1,
+                                   description="Input + output tokens.")
+    max_cost_usd: float | None = Field(default=5.0, gt=0,
+                                       description="Spend, USD (price table).")
+    max_evaluations: int | None = Field(default=60, ge=1,
+                                        description="Candidate MLIP relaxations.")
+    max_wall_time_s: float | None = Field(default=3600.0, gt=0,
+                                          description="Wall time, seconds.")
     max_revisions: int = Field(default=2, ge=0, description="Critic rejections per stage "
                                                             "before the loop gives up.")
 

@@ -65,6 +65,24 @@ class PropertyTarget(BaseModel):
         return self.name
 
 
+class QueryProblem(BaseModel):
+    """Part of a question that could not be read as asked; a campaign stops and asks about
+    it, or (when the user accepts) goes on with the stated assumption and reports it."""
+
+    kind: Literal["unknown_element", "unsupported_element", "unparseable_constraint"] = Field(
+        description="unknown_element: a symbol or name that is no chemical element; "
+                    "unsupported_element: a real element matloop does not search (noble "
+                    "gases); unparseable_constraint: a condition that was not understood.")
+    text: str = Field(description="The words of the query concerned.")
+    message: str = Field(description="What is wrong, in one sentence.")
+    assumption: str = Field(description="What the campaign does if it goes on anyway.")
+    question: str = Field(description="What to ask the user.")
+
+    def describe(self) -> str:
+        """One line: the problem and the assumption."""
+        return f"{self.message}; assumed: {self.assumption}"
+
+
 class Objective(BaseModel):
     """What the campaign is looking for, as interpreted from the query."""
 
@@ -93,6 +111,9 @@ class Objective(BaseModel):
     max_atoms: int = Field(default=20, description="Largest cell (atoms) to generate.")
     notes: list[str] = Field(default_factory=list,
                              description="Assumptions made while interpreting the query.")
+    problems: list[QueryProblem] = Field(
+        default_factory=list, description="Parts of the query that could not be read as asked "
+                                          "(unknown elements, constraints not understood).")
 
     @field_validator("chemical_systems")
     @classmethod
@@ -422,6 +443,30 @@ class DiscoveryReport(BaseModel):
     artifacts: dict[str, str] = Field(default_factory=dict,
                                       description="Report files by kind (paths relative to the "
                                                   "run directory).")
+
+    def to_dataframe(self) -> Any:
+        """The candidates as a pandas DataFrame, best first: one row each, numbers with their
+        units in the column names, properties flattened, provenance as text."""
+        import pandas as pd
+
+        rows = []
+        for rank, c in enumerate(self.candidates, start=1):
+            row = c.model_dump(exclude={"provenance", "properties", "property_sources",
+                                        "decomposition", "flags", "tool_call_ids"})
+            row = {"rank": rank, **row, **c.properties}
+            row["decomposition"] = "; ".join(f"{k} {v:.3f}" for k, v in
+                                             (c.decomposition or {}).items())
+            row["flags"] = "; ".join(c.flags)
+            row["provenance"] = "; ".join(f"{k}={v}" for k, v in c.provenance.items())
+            row["property_sources"] = "; ".join(f"{k}: {v}" for k, v in
+                                                c.property_sources.items())
+            rows.append(row)
+        columns = ["rank", *CandidateResult.model_fields]
+        frame = pd.DataFrame(rows)
+        if frame.empty:
+            return pd.DataFrame(columns=[c for c in columns if c not in
+                                         ("tool_call_ids",)])
+        return frame
 
     @model_validator(mode="before")
     @classmethod

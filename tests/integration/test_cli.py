@@ -51,7 +51,7 @@ def test_refs_import_and_status(tmp_path) -> None:
     result = runner.invoke(app, ["refs", "import", str(csv)])
     assert result.exit_code == 0 and "imported 2 phases" in flat(result.output)
     status = runner.invoke(app, ["refs", "status", "--json"])
-    rows = json.loads(status.stdout)
+    rows = json.loads(status.stdout)["sets"]
     assert {r["source"] for r in rows} >= {"file:refs.csv", "starter"}
 
 

@@ -9,6 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from matloop.app.cli_support import MatloopGroup
 from matloop.app.generation_cli import register
 from matloop.config import get_settings
 from matloop.generation import GenerationRequest, generate, sun_metrics
@@ -46,7 +47,8 @@ def make_generation_tools(engine, **kw):
 
 
 def make_app() -> typer.Typer:
-    app = typer.Typer()
+    # the main app's group maps failures onto exit codes (matloop.app.cli_support)
+    app = typer.Typer(cls=MatloopGroup)
 
     @app.callback()
     def main() -> None:
@@ -124,7 +126,7 @@ def test_cli_generate_writes_candidates(tmp_path: Path) -> None:
     (["generate", "--composition", "NaCl2"], "cannot be charge balanced"),
     (["generate", "--chemsys", "Li-Xx-O"], "unknown element"),
     (["generate", "--composition", "NaCl", "--method", "llm"], "needs a chat model"),
-    (["generate", "--composition", "NaCl", "--method", "magic"], "unknown method"),
+    (["generate", "--composition", "NaCl", "--method", "magic"], "'magic' is not one of"),
     (["sun", "/nonexistent/folder"], "not a folder"),
 ], ids=["unbalanced", "unknown-element", "llm-no-model", "bad-method", "sun-no-folder"])
 def test_cli_bad_input_is_a_message(argv: list[str], message: str, tmp_path: Path) -> None:

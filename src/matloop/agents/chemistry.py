@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
 from functools import lru_cache
 
 from pymatgen.core import Composition, Element, Species
 
+from matloop.logs import quiet_third_party
 from matloop.materials.references import starter_entries
 
 ANIONS = {"O": -2, "S": -2, "Se": -2, "Te": -2, "N": -3, "P": -3, "F": -1, "Cl": -1, "Br": -1,
@@ -19,8 +19,7 @@ HALOGENS = ("F", "Cl", "Br", "I")
 
 def ionic_radius(symbol: str, oxidation: int, cn: str) -> float | None:
     """Shannon radius (Å) for a coordination, falling back to the element's average radius."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_third_party():
         try:
             return float(Species(symbol, oxidation).get_shannon_radius(cn))
         except Exception:
@@ -103,8 +102,7 @@ def _substitution() -> object:
         SubstitutionProbability,
     )
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_third_party():
         return SubstitutionProbability()
 
 
@@ -157,8 +155,7 @@ def mixed_systems(seeds: list[dict], excluded: set[str], *, limit: int = 4,
         comp = Composition(entry["formula"])
         if len(comp.elements) != 2:
             continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet_third_party():
             guesses = comp.oxi_state_guesses(max_sites=-50)
         if not guesses:
             continue

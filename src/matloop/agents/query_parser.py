@@ -5,7 +5,9 @@ Understands chemical systems (``Li-Fe-O``), formulas (``LiFePO4``), element name
 ``without cobalt``, ``non-toxic``), property targets with units (``band gap 1.2-1.6 eV``,
 ``bulk modulus above 200 GPa``, ``formation energy below -1 eV/atom``), stability wording and
 applications that imply targets (``photovoltaic`` -> band gap 1.1-1.7 eV). Every assumption it
-makes is written into ``Objective.notes``.
+makes is written into ``Objective.notes``; what it cannot read as asked (unknown elements,
+conditions it does not understand) goes into ``Objective.problems`` (see
+:mod:`matloop.agents.query_checks`), so the campaign can stop and ask.
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ import re
 from pymatgen.core import Composition, Element
 
 from matloop.agents.applications import application_for
-from matloop.schemas import PROPERTY_UNITS, Objective, PropertyTarget
+from matloop.agents.query_checks import (
+    find_problems,
+    impossible_range,
+    unit_mismatch,
+    unread_property,
+)
+from matloop.schemas import PROPERTY_UNITS, Objective, PropertyTarget, QueryProblem
 
 _ELEMENT_NAMES = {el.long_name.lower(): el.symbol for el in Element}
 _ELEMENT_NAMES.update({"aluminum": "Al", "sulphur": "S", "caesium": "Cs", "cesium": "Cs"})
@@ -75,13 +83,33 @@ def _convert(value: float, unit: str | None, target_unit: str) -> float:
     return value
 
 
-def _property_targets(text: str, notes: list[str]) -> list[PropertyTarget]:
+#: Units each property's conditions may be written in (lower case, as matched).
+_UNITS_OF = {"eV": ("ev", "mev"), "eV/atom": ("ev/atom", "mev/atom", "ev", "mev"),
+             "GPa": ("gpa", "mpa")}
+#: What follows a number when it is given in a unit of another quantity.
+_FOREIGN_UNIT = re.compile(r"\s*(k|°c|°f|c|kpa|pa|kbar|bar|s/cm|ms/cm|g/cm3|g/cm³|%|nm|å|v|"
+                           r"w/mk|mah/g|wh/kg|t|hz|ghz|thz|atoms?|ev/atom|mev/atom|ev|mev|gpa|"
+                           r"mpa)(?![a-z])")
+
+
+def _property_targets(text: str, notes: list[str], *,
+                      consumed: list[tuple[int, int]] | None = None,
+                      problems: list[QueryProblem] | None = None) -> list[PropertyTarget]:
+    """Property conditions; the character spans read go to ``consumed``, conditions that are
+    present but cannot be read (a unit of another quantity, a negative band gap, a number
+    before the property name) to ``problems``."""
+    consumed = consumed if consumed is not None else []
+    problems = problems if problems is not None else []
     targets: list[PropertyTarget] = []
     lowered = text.lower()
     for pattern, name, unit in _PROPERTY_WORDS:
         for match in re.finditer(pattern, lowered):
             tail = lowered[match.end(): match.end() + 60]
             window = tail.split(",")[0].split(";")[0]
+            following = [m.start() for p, _, _ in _PROPERTY_WORDS
+                         for m in re.finditer(p, window) if m.start() > 0]
+            if following:  # "... below -2 eV/atom and bulk modulus > 150 GPa"
+                window = window[:min(following)]
             ranged = re.search(rf"(?:of|=|:|between|from|in\s+the\s+range(?:\s+of)?)?\s*{_NUM}"
                                rf"{_UNIT}\s*(?:-|–|to|and)\s*{_NUM}{_UNIT}", window)
             lower = re.search(rf"(?:above|over|greater\s+than|more\s+than|at\s+least|exceeding|"
@@ -89,6 +117,22 @@ def _property_targets(text: str, notes: list[str]) -> list[PropertyTarget]:
             upper = re.search(rf"(?:below|under|less\s+than|at\s+most|lower\s+than|<=|<|≤|"
                               rf"max(?:imum)?(?:\s+of)?)\s*{_NUM}{_UNIT}", window)
             around = re.search(rf"(?:of|=|:|around|about|near|~|≈)\s*{_NUM}{_UNIT}", window)
+            used = [m for m in ((ranged,) if ranged else (lower, upper) if lower or upper
+                                else (around,)) if m is not None]
+            if not used:
+                before = lowered[max(0, match.start() - 25): match.start()]
+                if re.search(r"\d\s*(?:m?ev|gpa|mpa)?\s*$", before):
+                    problems.append(unread_property(text[max(0, match.start() - 25):
+                                                         match.end()].strip(), name, unit))
+                continue
+            end = match.end() + max(m.end() for m in used)
+            span_text = text[match.start(): end]
+            bad_unit = _foreign_unit(window, used, unit)
+            if bad_unit:
+                problems.append(unit_mismatch(span_text, name, unit, bad_unit))
+                consumed.append((match.start(), end + len(bad_unit) + 1))
+                continue
+            consumed.append((match.start(), end))
             target: PropertyTarget | None = None
             if ranged:
                 lo = _convert(float(ranged.group(1)), ranged.group(2) or ranged.group(4), unit)
@@ -107,6 +151,10 @@ def _property_targets(text: str, notes: list[str]) -> list[PropertyTarget]:
                                         source_text=(match.group(0) + around.group(0)).strip())
                 notes.append(f"'{target.source_text}' read as {target.describe()} "
                              f"(±{tol:g} {unit})")
+            if target is not None and name in ("band_gap", "bulk_modulus") and \
+                    target.max is not None and target.max < 0:
+                problems.append(impossible_range(span_text, name, unit))
+                continue
             if target is not None and all(t.name != name for t in targets):
                 targets.append(target)
     qualitative = re.search(r"\b(wide|large|ultra-?wide|narrow|small)[- ](?:band[- ]?)?gap",
@@ -121,6 +169,18 @@ def _property_targets(text: str, notes: list[str]) -> list[PropertyTarget]:
         targets.append(target)
         notes.append(f"'{qualitative.group(0)}' read as {target.describe()}")
     return targets
+
+
+def _foreign_unit(window: str, used: list[re.Match[str]], unit: str) -> str | None:
+    """The unit after a condition's number when it is not a unit of the property."""
+    for m in used:
+        for g in range(1, (m.lastindex or 0) + 1):
+            if m.group(g) is None or not re.fullmatch(_NUM, m.group(g)):
+                continue
+            after = _FOREIGN_UNIT.match(window, m.end(g))
+            if after and after.group(1) not in _UNITS_OF[unit]:
+                return after.group(1)
+    return None
 
 
 #: Capitalised words and acronyms that spell element symbols (UV = U + V, FCC = F + C + C).
@@ -157,7 +217,7 @@ def _formulas(text: str) -> list[str]:
             continue
         try:
             comp = Composition(token)
-        except Exception:
+        except (ValueError, KeyError, TypeError):  # pymatgen's errors for non-formulas
             continue
         if len(comp.elements) >= 2 and comp.reduced_formula not in out:
             out.append(comp.reduced_formula)
@@ -227,7 +287,9 @@ def parse_query(query: str, *, stability_threshold_ev_per_atom: float = 0.1,
             anion_options = [a for a in anions if a not in excluded]
             notes.append(f"'{word}' read as one of {', '.join(anion_options)}")
 
-    targets = _property_targets(text, notes)
+    consumed: list[tuple[int, int]] = []
+    problems: list[QueryProblem] = []
+    targets = _property_targets(text, notes, consumed=consumed, problems=problems)
     application = ""
     found = application_for(text)
     if found is not None:
@@ -243,6 +305,7 @@ def parse_query(query: str, *, stability_threshold_ev_per_atom: float = 0.1,
                        lowered)
     if within:
         threshold = float(within.group(1)) / (1000 if within.group(2) == "mev" else 1)
+        consumed.append(within.span())
     for t in targets:
         if t.name == "e_above_hull" and t.max is not None:
             threshold = t.max
@@ -278,7 +341,25 @@ def parse_query(query: str, *, stability_threshold_ev_per_atom: float = 0.1,
     objective.notes += [f"structure hint: {h}" for h in structure_hints]
     if anion_options:
         objective.notes.append("anion options: " + ",".join(anion_options))
-    return objective
+    return with_problems(objective, problems + find_problems(text, consumed))
+
+
+def query_problems(query: str) -> list[QueryProblem]:
+    """What in ``query`` cannot be read as asked (unknown elements, conditions not
+    understood); empty when the question is clear. See :mod:`matloop.agents.query_checks`."""
+    return parse_query(query).problems
+
+
+def with_problems(objective: Objective, problems: list[QueryProblem]) -> Objective:
+    """``objective`` with ``problems`` added (once each) and their assumptions in its notes,
+    first, so the report states them before anything else."""
+    known = {(p.kind, p.message) for p in objective.problems}
+    new = [p for p in problems if (p.kind, p.message) not in known]
+    if not new:
+        return objective
+    notes = [f"assumed: {p.describe()}" for p in new]
+    return objective.model_copy(update={"problems": [*objective.problems, *new],
+                                        "notes": notes + list(objective.notes)})
 
 
 _ELEMENT_WORD = r"(?:[A-Z][a-z]?|[a-z]{3,})"
@@ -347,4 +428,5 @@ def _interpretation(systems: list[str], formulas: list[str], required: list[str]
     return text + "."
 
 
-__all__ = ["PROPERTY_UNITS", "anion_options", "parse_query", "structure_hints"]
+__all__ = ["PROPERTY_UNITS", "anion_options", "parse_query", "query_problems",
+           "structure_hints", "with_problems"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import time
-import warnings
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field
@@ -24,6 +23,7 @@ from matloop.agents.base import OFFLINE, ReportServices, candidate_table, eviden
 from matloop.agents.llm import LLMClient
 from matloop.errors import MatloopError
 from matloop.knowledge.evidence import format_analogs_for_prompt
+from matloop.logs import quiet_third_party
 from matloop.reports.grounding import KnownFacts, check_items, check_text, numbers_in
 from matloop.schemas import (
     CandidateResult,
@@ -193,7 +193,10 @@ class OfflineReporter:
                 hull_note = f"The hull figure has no reference phases: {exc}"
             methods.update({"hull_chemical_system": hull_system, "hull_energy_scale": hull_scale,
                             "references": reference_scope(engine)})
-        limitations = list(LIMITATIONS)
+        limitations = [f"The question was not answered exactly as asked: {q.message}; "
+                       f"assumed: {q.assumption}." for q in (objective.problems if objective
+                                                             else [])]
+        limitations += LIMITATIONS
         if objective is not None:
             for t in objective.property_targets:
                 evaluated = any(t.name in k for c in candidates for k in c.properties)
@@ -295,8 +298,7 @@ def reference_hull(engine: Any, ranked: list[CandidateResult],
                 sources.append((phase.source, meta.get("mp_id") or meta.get("material_id")))
     if not entries:
         return [], best.chemical_system, best.energy_scale
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_third_party():
         try:
             pd = PhaseDiagram(entries)
         except ValueError:  # an element without a reference: no hull to draw

@@ -7,6 +7,7 @@ objects; the command line, the Python API, the web app and the LangGraph server 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,14 @@ def offline_policies(config: CampaignConfig, settings: Settings) -> dict[str, An
                 max_atoms=config.max_atoms),
             "critic": make_critic(None), "planner": make_planner(None),
             "assistant": make_assistant(None), "reporter": make_reporter(None)}
+def progress_to(events: EventLog) -> Callable[[str, str, int, int], None]:
+    """A tool-progress callback that writes ``progress`` events (tool, stage, done, total):
+    the command line and the web app show them while a tool call runs."""
+
+    def write(tool: str, stage: str, done: int, total: int) -> None:
+        events.write("progress", tool=tool, stage=stage, done=done, total=total)
+
+    return write
 
 
 def build_services(config: CampaignConfig, run_dir: Path, *, settings: Settings | None = None,
@@ -91,7 +100,8 @@ def build_services(config: CampaignConfig, run_dir: Path, *, settings: Settings 
         tools = build_toolbox(engine, run_dir=run_dir,
                               access=FileAccess.working_directory(run_dir),
                               chat_model=RecordedModel(generator, role="generator")
-                              if generator is not None else None)
+                              if generator is not None else None,
+                              progress=progress_to(events))
     services = RunServices(
         config=config, run_dir=run_dir, scientist=None, critic=None,  # type: ignore[arg-type]
         planner=None, assistant=None, reporter=None, tools=tools,  # type: ignore[arg-type]

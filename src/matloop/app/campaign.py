@@ -10,6 +10,9 @@ tool work is reused from the checkpoint and the evaluation cache, so nothing is 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +21,14 @@ from typing import Any
 
 from langgraph.types import Command
 
+from matloop.agents.query_parser import query_problems
 from matloop.app.assembly import build_services
+from matloop.app.inputs import (
+    QueryProblemsError,
+    check_campaign_id,
+    check_checkpoint_file,
+    check_query,
+)
 from matloop.config import Settings, get_settings
 from matloop.errors import MatloopError
 from matloop.graphs.campaign import build_graph
@@ -30,12 +40,14 @@ from matloop.graphs.context import (
     new_campaign_id,
 )
 from matloop.graphs.state import checkpoint_serializer
+from matloop.materials.mlip import require_installed
 from matloop.reports import write_report_files
-from matloop.runtime import Budget, scrub, strip_url_credentials
+from matloop.runtime import Budget, scrub, scrub_text, strip_url_credentials
 from matloop.schemas import DiscoveryReport
 from matloop.tools.base import Toolbox
 
 Approver = Callable[[dict[str, Any]], dict[str, Any]]
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -101,9 +113,13 @@ class CampaignRun:
         events = self.services.events
         if on_event is not None:
             events.subscribe(on_event)
+        checkpoints = self.run_dir / "checkpoints.sqlite"
+        check_checkpoint_file(checkpoints)
         events.write("campaign_start" if not resume else "campaign_resume",
                      campaign_id=self.config.campaign_id, query=self.config.query)
-        with sqlite_checkpointer(self.run_dir / "checkpoints.sqlite") as saver:
+        log.info("campaign %s %s in %s", self.config.campaign_id,
+                 "resumed" if resume else "started", self.run_dir)
+        with sqlite_checkpointer(checkpoints) as saver:
             graph = build_graph().compile(checkpointer=saver)
             payload: Any = None if resume else {"query": self.config.query,
                                                 "campaign_id": self.config.campaign_id}
@@ -164,6 +180,7 @@ class CampaignRun:
 
     def state(self) -> dict[str, Any]:
         """The latest checkpointed state (typed values)."""
+        check_checkpoint_file(self.run_dir / "checkpoints.sqlite")
         with sqlite_checkpointer(self.run_dir / "checkpoints.sqlite") as saver:
             graph = build_graph().compile(checkpointer=saver)
             return dict(graph.get_state(self.thread).values)
@@ -176,24 +193,43 @@ def start_campaign(query: str, *, out_dir: str | Path = "runs", llm: str = "none
                    campaign_id: str | None = None, settings: Settings | None = None,
                    chat_models: dict[str, Any] | None = None, tools: Toolbox | None = None,
                    approve: Approver | None = None, llm_max_tokens: dict[str, int] | None = None,
-                   llm_timeout_s: float | None = None, fallback: str = "none") -> CampaignRun:
-    """Create a run directory and its configuration; call ``.run()`` on the result.
+                   llm_timeout_s: float | None = None, fallback: str = "none",
+                   accept_assumptions: bool = False) -> CampaignRun:
+    """Check everything, then create a run directory and its configuration; call ``.run()``
+    on the result. Nothing is written when a check fails.
+
+    Credentials typed into the query (API keys, tokens, URLs with passwords) are replaced by
+    ``[redacted]`` before anything is stored, with a warning in the log.
+
+    Args:
+        accept_assumptions: Go on when the question has parts that cannot be read as asked
+            (unknown elements, conditions not understood), with the assumptions written at the
+            top of the report; otherwise such a question raises :class:`QueryProblemsError`.
 
     ``llm_max_tokens`` (output tokens per role), ``llm_timeout_s`` and ``fallback``
     (``none`` or ``offline``) are the :class:`CampaignConfig` fields of the same names.
 
     Raises:
-        MatloopError: An empty query, an unknown role or an invalid setting.
+        QueryProblemsError: See ``accept_assumptions``.
+        MatloopError: An empty or invalid query, an unknown role or MLIP, an invalid setting,
+            a campaign id that exists already, or a run directory that cannot be written.
     """
-    if not query.strip():
-        raise MatloopError("empty query", hint='ask a question, e.g. "stable Ba-Ti-O oxides"')
+    text = check_query(query)
+    clean = scrub_text(text)
+    if clean != text:
+        log.warning("the query held something that looks like a credential; it was replaced "
+                    "by [redacted] before the campaign started")
     for role in (role_models or {}):
         if role not in ROLES:
             raise MatloopError(f"unknown role {role!r}", hint=f"roles: {', '.join(ROLES)}")
+    if campaign_id is not None:
+        check_campaign_id(campaign_id)
     settings = settings or get_settings()
+    if tools is None:
+        require_installed(mlip or settings.mlip)
     try:
         config = CampaignConfig(
-            query=query, campaign_id=campaign_id or new_campaign_id(), llm=llm,
+            query=clean, campaign_id=campaign_id or new_campaign_id(), llm=llm,
             role_models=role_models or {}, base_url=base_url, mlip=mlip or settings.mlip,
             budget=budget or Budget(), seed=seed, require_approval=require_approval,
             max_atoms=max_atoms, llm_max_tokens=llm_max_tokens or {}, fallback=fallback,
@@ -201,9 +237,26 @@ def start_campaign(query: str, *, out_dir: str | Path = "runs", llm: str = "none
     except ValueError as exc:
         raise MatloopError(f"invalid campaign settings: {str(exc).splitlines()[-1].strip()}",
                            hint="see matloop campaign --help") from exc
+    problems = query_problems(clean)
+    if problems and not accept_assumptions:
+        raise QueryProblemsError(problems)
+    for problem in problems:
+        log.warning("going on with an assumption: %s", problem.describe())
     run_dir = Path(out_dir) / config.campaign_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(config_file_text(config))
+    if (run_dir / "config.json").exists():
+        raise MatloopError(f"campaign {config.campaign_id} exists already in {out_dir}",
+                           hint=f"resume it with --resume {config.campaign_id}, or choose "
+                                f"another --campaign-id")
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(config_file_text(config), encoding="utf-8")
+    except OSError as exc:
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise MatloopError(f"cannot write the run directory {run_dir} "
+                           f"({exc.strerror or type(exc).__name__})",
+                           hint="choose a folder you can write to with --out") from exc
     return CampaignRun(config, run_dir, settings=settings, chat_models=chat_models, tools=tools,
                        approve=approve)
 
@@ -221,6 +274,9 @@ def read_config(run_dir: Path) -> CampaignConfig:
                                 "same --out directory")
     try:
         return CampaignConfig.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except OSError as exc:
+        raise MatloopError(f"{path} cannot be read ({exc.strerror or type(exc).__name__})",
+                           hint="check the run directory's permissions") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise MatloopError(f"{path} is damaged ({type(exc).__name__})",
                            hint="the run cannot be resumed; start the campaign again") from exc
@@ -234,8 +290,21 @@ def resume_campaign(campaign_id: str, *, out_dir: str | Path = "runs",
     """Reopen a campaign's run directory (``.run(resume=True)`` continues it).
 
     ``base_url`` restores a server URL whose credentials were kept out of config.json.
+
+    Raises:
+        MatloopError: An invalid id, no such run, a damaged config.json or checkpoint, or a
+            run directory that cannot be written.
     """
-    config = read_config(Path(out_dir) / campaign_id)
+    check_campaign_id(campaign_id)
+    run_dir = Path(out_dir) / campaign_id
+    config = read_config(run_dir)
+    check_checkpoint_file(run_dir / "checkpoints.sqlite")
+    unwritable = [p for p in (run_dir, run_dir / "checkpoints.sqlite", run_dir / "events.jsonl")
+                  if p.exists() and not os.access(p, os.W_OK)]
+    if unwritable:
+        raise MatloopError(f"{unwritable[0]} is not writable",
+                           hint="the campaign cannot continue there; fix the permissions, or "
+                                "copy the run directory somewhere writable and pass that --out")
     if base_url and config.base_url == strip_url_credentials(base_url):
         config = config.model_copy(update={"base_url": base_url})
     return CampaignRun(config, Path(out_dir) / campaign_id, settings=settings,
@@ -251,7 +320,7 @@ def run_campaign(query: str, *, out_dir: str | Path = "runs", llm: str = "none",
                  on_event: Callable[[dict[str, Any]], None] | None = None,
                  write_files: bool = True, llm_max_tokens: dict[str, int] | None = None,
                  llm_timeout_s: float | None = None, fallback: str = "none",
-                 ) -> DiscoveryReport:
+                 accept_assumptions: bool = False) -> DiscoveryReport:
     """Run a campaign to the end and return its report (the notebook entry point).
 
     Args:
@@ -274,15 +343,23 @@ def run_campaign(query: str, *, out_dir: str | Path = "runs", llm: str = "none",
         llm_timeout_s: Time limit of one LLM request, s.
         fallback: ``none`` (a failing role model ends the campaign with a partial report) or
             ``offline`` (its offline policy takes over; the report says so).
+        accept_assumptions: Go on when parts of the question cannot be read as asked (see
+            :func:`start_campaign`); by default such a question raises
+            :class:`QueryProblemsError` with what to ask.
 
-    Plans are approved automatically (use :func:`start_campaign` with ``approve=`` to review
-    them).
+    The defaults are those of ``matloop campaign`` (budget: 3 iterations, 60 MLIP
+    evaluations, 200 LLM calls, 2,000,000 tokens, 5 USD, 3600 s; 20 atoms; seed 0; offline).
+    Plans are approved automatically, like ``--yes`` (use :func:`start_campaign` with
+    ``approve=`` to review them).
+
+    Returns:
+        The report; ``report.to_dataframe()`` gives the candidates as a pandas DataFrame.
     """
     run = start_campaign(query, out_dir=out_dir, llm=llm, role_models=role_models, budget=budget,
                          mlip=mlip, seed=seed, base_url=base_url, max_atoms=max_atoms,
                          campaign_id=campaign_id, settings=settings, chat_models=chat_models,
                          tools=tools, llm_max_tokens=llm_max_tokens, llm_timeout_s=llm_timeout_s,
-                         fallback=fallback)
+                         fallback=fallback, accept_assumptions=accept_assumptions)
     report = run.run(on_event=on_event)
     if write_files:
         report = write_report_files(report, run.run_dir).report
@@ -331,17 +408,24 @@ def render_run(run_dir: Path, *, fmt: str = "html") -> Path:
     if fmt not in FORMATS:
         raise MatloopError(f"unknown format {fmt!r}", hint="use html, md or json")
     if not run_dir.is_dir():
-        raise MatloopError(f"{run_dir}: no such run directory",
+        raise MatloopError(f"{run_dir}: no such run directory" if not run_dir.exists()
+                           else f"{run_dir}: not a folder",
                            hint="pass runs/<campaign id> (see the campaign's first output line)")
     source = run_dir / "report.json"
     if source.is_file():
         try:
-            report = DiscoveryReport.model_validate_json(source.read_text())
+            report = DiscoveryReport.model_validate_json(source.read_bytes())
         except ValueError as exc:
             raise MatloopError(f"{source} is not a valid report: {str(exc)[:200]}",
                                hint="delete it and re-render: the report is rebuilt from the "
                                     "checkpoint") from exc
     else:
         report = rebuild_report(run_dir)
-    paths = write_report_files(report, run_dir).paths
+    try:
+        paths = write_report_files(report, run_dir).paths
+    except OSError as exc:
+        raise MatloopError(f"cannot write the report into {run_dir} "
+                           f"({exc.strerror or type(exc).__name__})",
+                           hint="fix the folder's permissions (or free disk space), or copy the "
+                                "run directory somewhere writable and render it there") from exc
     return {"json": paths[0], "md": paths[1], "html": paths[2]}[fmt]

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
 
 from pymatgen.core import Composition, Element, Species, Structure
 
+from matloop.logs import quiet_third_party
 from matloop.materials.chemistry import charge_balanced as shared_charge_balanced
 from matloop.materials.structures import min_interatomic_distance
 
@@ -174,8 +174,7 @@ def roles(composition: Composition) -> tuple[str, Assignment]:
 def species_radius(symbol: str, oxidation_state: int) -> float:
     """Radius for volume scaling, Å: Shannon ionic radius for ions, metallic/atomic otherwise."""
     el = Element(symbol)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_third_party():
         if oxidation_state != 0:
             try:
                 r = Species(symbol, oxidation_state).ionic_radius

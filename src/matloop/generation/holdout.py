@@ -19,7 +19,6 @@ A request can name structure types (``exclude_prototypes``), give structures
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -29,6 +28,7 @@ from pymatgen.core import Composition, Structure
 
 from matloop.generation.matching import matcher, matches
 from matloop.generation.targets import GenerationError
+from matloop.logs import quiet_third_party
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,7 @@ def same_structure_type(a: Structure, b: Structure) -> bool:
     """Same structure up to a relabelling of elements (StructureMatcher ``fit_anonymous``)."""
     if _anon(a) != _anon(b):
         return False
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_third_party():
         try:
             return bool(matcher().fit_anonymous(a, b))
         except Exception:  # noqa: BLE001 - spglib/lattice-reduction corner cases: no match

@@ -21,7 +21,6 @@ a failing model call ends the LLM's turn. Nothing here raises into the run.
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,6 +30,7 @@ from pymatgen.symmetry.groups import SpaceGroup
 
 from matloop.generation.models import Candidate
 from matloop.generation.targets import Target
+from matloop.logs import quiet_third_party
 
 SYSTEM_PROMPT = """You are a solid-state chemist proposing new inorganic crystal structures.
 Structures are written in this exact form (space group number, conventional lattice in Å and
@@ -54,8 +54,7 @@ class StructureTextError(ValueError):
 
 def structure_to_text(structure: Structure, *, symprec: float = 0.1) -> str:
     """The compact space-group + Wyckoff form of a structure (conventional standard cell)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_third_party():
         sga = SpacegroupAnalyzer(structure, symprec=symprec)
         refined = sga.get_refined_structure()
         sym = SpacegroupAnalyzer(refined, symprec=symprec).get_symmetrized_structure()
@@ -170,8 +169,7 @@ def build_from_text(text: str) -> Structure:
                                           lat["beta"], lat["gamma"])
         if not lattice.volume > 1.0:
             raise ValueError("cell volume is not positive")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet_third_party():
             structure = Structure.from_spacegroup(spacegroup, lattice, [s[0] for s in sites],
                                                   [s[2] for s in sites], tol=1e-3)
             _drop_same_species_duplicates(structure)

@@ -13,13 +13,14 @@ Novelty has two levels, reported separately:
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Composition, Structure
+
+from matloop.logs import quiet_third_party
 
 #: MatterGen's matcher settings (Zeni et al., Nature 2025).
 MATCHER_SETTINGS = {"ltol": 0.2, "stol": 0.3, "angle_tol": 5.0}
@@ -35,8 +36,7 @@ def matches(a: Structure, b: Structure) -> bool:
     """Same structure under the matcher (after a cheap composition check)."""
     if a.composition.reduced_formula != b.composition.reduced_formula:
         return False
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_third_party():
         try:
             return bool(matcher().fit(a, b))
         except Exception:  # noqa: BLE001 - spglib/lattice-reduction corner cases: no match

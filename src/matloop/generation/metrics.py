@@ -19,7 +19,6 @@ Only valid candidates are relaxed: an invalid one cannot count towards SUN.
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -28,6 +27,7 @@ from pymatgen.core import Structure
 
 from matloop.generation.matching import NoveltyIndex, UniqueIndex
 from matloop.generation.models import Candidate
+from matloop.logs import quiet_third_party
 
 
 class Assessment(BaseModel):
@@ -111,8 +111,7 @@ def rates(rows: Sequence[Assessment], *, unique: Sequence[bool] | None = None) -
 def _from_cif(text: str) -> Structure:
     from pymatgen.io.cif import CifParser
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_third_party():
         return CifParser.from_str(text).parse_structures(primitive=False)[0]
 
 
@@ -141,7 +140,7 @@ def sun_metrics(candidates: Sequence[Candidate], engine: Any, *, threshold: floa
     finals = []
     for i, s in enumerate(structures):
         p = by_index.get(i)
-        finals.append(_from_cif(p.relaxed_cif) if p is not None and p.relaxed_cif else s)
+        finals.append(_from_cif(p.structure_cif) if p is not None and p.structure_cif else s)
     index = UniqueIndex()
     unique = [index.add(s) for s in finals]
     novelty_cache: dict[str, NoveltyIndex] = {}

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -38,6 +37,7 @@ from pymatgen.core import Composition, Structure
 
 from matloop.generation.similarity import ranked_assignments
 from matloop.generation.targets import centring
+from matloop.logs import quiet_third_party
 
 #: Temperature of the same-formula weight exp(-score / T).
 SCORE_TEMPERATURE = 0.25
@@ -82,8 +82,7 @@ def analogue_from_structure(label: str, structure: Structure) -> Analogue | None
     or the pattern does not reproduce the composition)."""
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_third_party():
         try:
             data = SpacegroupAnalyzer(structure, symprec=0.1).get_symmetry_dataset()
         except Exception:  # noqa: BLE001 - spglib fails on a few odd cells

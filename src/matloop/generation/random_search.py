@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,6 +24,7 @@ import numpy as np
 
 from matloop.generation.models import Candidate
 from matloop.generation.targets import centring
+from matloop.logs import quiet_third_party
 
 #: Attempts per requested candidate before the generator gives up.
 ATTEMPTS_PER_CANDIDATE = 25
@@ -40,8 +40,7 @@ def random_crystal(spacegroup: int, species: list[str], counts: list[int], seed:
     from pyxtal import pyxtal
 
     crystal = pyxtal()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
+    with quiet_third_party(), contextlib.redirect_stdout(io.StringIO()):
         try:
             crystal.from_random(3, spacegroup, species, counts, random_state=seed, sites=sites)
         except Exception:  # noqa: BLE001 - incompatible Wyckoff counts and the like

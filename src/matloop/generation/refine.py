@@ -43,6 +43,7 @@ from matloop.generation.chemistry import (
 from matloop.generation.matching import UniqueIndex
 from matloop.generation.models import Candidate
 from matloop.generation.similarity import pair_probability, score_assignment
+from matloop.logs import quiet_third_party
 
 
 def _wrap(structure: Structure, method: str, provenance: dict[str, Any], *, max_atoms: int,
@@ -119,8 +120,7 @@ def distort(parent: Candidate | Structure, *, n: int = 4, seed: int = 0, max_ato
             "parent_formula": structure.composition.reduced_formula,
             "parent_spacegroup": parent_sg, "strain_max": strain, "seed": seed}
     seeded = None
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
+    with quiet_third_party(), contextlib.redirect_stdout(io.StringIO()):
         try:
             seeded = pyxtal(random_state=np.random.default_rng(seed))
             seeded.from_seed(structure, tol=0.1)
@@ -132,8 +132,7 @@ def distort(parent: Candidate | Structure, *, n: int = 4, seed: int = 0, max_ato
         kind = "subgroup" if seeded is not None and attempt % 2 == 0 else "supercell"
         cell, extra = None, {}
         if kind == "subgroup":
-            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-                warnings.simplefilter("ignore")
+            with quiet_third_party(), contextlib.redirect_stdout(io.StringIO()):
                 try:
                     sub = seeded.subgroup_once(eps=displacement, group_type="t", max_cell=1)
                     if sub is not None:

@@ -11,7 +11,6 @@ far, so no MLIP time is spent on duplicates.
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +30,7 @@ from matloop.generation.models import (
     Rejection,
 )
 from matloop.generation.targets import GenerationError, Target, resolve
+from matloop.logs import quiet_third_party
 
 GeneratorFn = Callable[[GenerationRequest, "GenerationContext"], Iterable[Candidate | Structure]]
 
@@ -118,8 +118,7 @@ def resolve_methods(methods: Iterable[str] | None, *, chat_model: Any = None) ->
 
 def spacegroup_number(structure: Structure) -> int | None:
     """Space-group number at symprec 0.1, or None where spglib fails."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_third_party():
         try:
             return int(SpacegroupAnalyzer(structure, symprec=0.1).get_space_group_number())
         except Exception:  # noqa: BLE001 - spglib fails on some distorted cells
@@ -128,8 +127,7 @@ def spacegroup_number(structure: Structure) -> int | None:
 
 def primitive_cell(structure: Structure) -> Structure:
     """Reduced primitive cell (tolerance 0.1), or the cell as given where that fails."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_third_party():
         try:
             return structure.get_primitive_structure(tolerance=0.1).get_reduced_structure()
         except Exception:  # noqa: BLE001 - keep the cell as given
@@ -171,7 +169,9 @@ def finalize(item: Candidate | Structure, method: str, request: GenerationReques
 
 
 def generate_report(request: GenerationRequest, *, store: Any = None, chat_model: Any = None,
-                    few_shot_k: int = 6) -> GenerationReport:
+                    few_shot_k: int = 6,
+                    progress: Callable[[str, int, int], None] | None = None,
+                    ) -> GenerationReport:
     """Run the request's generators and return candidates with what was discarded.
 
     Args:
@@ -180,6 +180,7 @@ def generate_report(request: GenerationRequest, *, store: Any = None, chat_model
             (default: the built-in starter library only).
         chat_model: LangChain chat model for the llm method.
         few_shot_k: Known structures shown to the chat model.
+        progress: Callback ``(stage, done, total)``, called as candidates are accepted.
 
     Raises:
         GenerationError: Bad request, or no candidate at all (with what was rejected).
@@ -204,6 +205,8 @@ def generate_report(request: GenerationRequest, *, store: Any = None, chat_model
             seconds[method] += time.perf_counter() - t0
             if accepted is not None:
                 report.candidates.append(accepted)
+                if progress is not None:
+                    progress("generating", len(report.candidates), request.n)
             if len(report.candidates) >= request.n:
                 break
     report.rejected = context.rejected

@@ -22,7 +22,6 @@ import itertools
 import json
 import math
 import sqlite3
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -41,6 +40,7 @@ from matloop.generation.chemistry import (
 from matloop.generation.models import Candidate
 from matloop.generation.similarity import element_probability, species_probability
 from matloop.generation.targets import Target
+from matloop.logs import quiet_third_party
 
 #: Maps less likely than this are not proposed.
 MIN_PROBABILITY = 1e-7
@@ -233,8 +233,7 @@ def substitute(parent: Parent, mapping: dict[str, str], states: dict[str, int]) 
 
 def substitution_generator(request: Any, context: Any) -> Iterator[Candidate]:
     """Substituted known structures, most probable map first."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_third_party():
         ranked = ranked_substitutions(context.target, context.store,
                                       sources=request.substitution_sources,
                                       exclusions=getattr(context, "exclusions", None))

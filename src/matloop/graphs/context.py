@@ -23,7 +23,7 @@ from pydantic import AliasChoices, BaseModel, Field, field_validator
 
 from matloop.agents.base import Assistant, Critic, Planner, Reporter, Scientist
 from matloop.errors import MatloopError
-from matloop.runtime import Budget, EventLog, PriceTable
+from matloop.runtime import Budget, EventLog, PriceTable, scrub_text
 from matloop.schemas import Usage
 from matloop.tools.base import Toolbox
 from matloop.tools.runner import ToolRunner
@@ -96,6 +96,11 @@ class CampaignConfig(BaseModel):
         if bad:
             raise ValueError(f"llm_max_tokens of {', '.join(bad)} must be at least 16")
         return value
+    @field_validator("query")
+    @classmethod
+    def _no_credentials(cls, value: str) -> str:
+        """Credentials typed into a question never reach checkpoints, events or reports."""
+        return scrub_text(value)
 
     def model_for(self, role: str) -> str:
         """The model setting of one role."""

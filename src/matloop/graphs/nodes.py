@@ -18,6 +18,7 @@ from langgraph.types import interrupt
 
 from matloop.agents.assistant import StepInputError, resolve_inputs
 from matloop.agents.llm import LLMCallError
+from matloop.agents.query_parser import query_problems, with_problems
 from matloop.agents.reporter import FALLBACK_NOTE, OfflineReporter
 from matloop.agents.scoring import score
 from matloop.errors import MatloopError
@@ -143,8 +144,14 @@ def _current(state: CampaignState, status: str) -> list[Hypothesis]:
 
 @node("interpret")
 def interpret(state: CampaignState, services: RunServices) -> dict[str, Any]:
-    """Read the question into an objective."""
+    """Read the question into an objective. What cannot be read as asked (unknown elements,
+    conditions not understood) is added to ``objective.problems`` whichever policy read it,
+    so the report states the assumptions first."""
     objective = services.scientist.interpret(state["query"])
+    objective = with_problems(objective, query_problems(state["query"]))
+    for problem in objective.problems:
+        services.events.write("query_problem", problem=problem.kind, message=problem.message,
+                              assumption=problem.assumption)
     return {"objective": objective, "iteration": 0, "hypothesis_revisions": 0,
             "plan_revisions": 0, "plan_cursor": 0, "feedback": []}
 

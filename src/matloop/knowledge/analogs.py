@@ -22,6 +22,8 @@ from functools import lru_cache
 
 from pydantic import BaseModel, Field
 
+from matloop.logs import quiet_third_party
+
 #: The table below, precomputed from pymatgen's data (building it takes 15-60 s on a CPU);
 #: rebuilt by ``python -m matloop.knowledge.analogs``.
 SIMILARITY_FILE = "element_substitution_similarity.json"
@@ -47,14 +49,11 @@ def element_substitution_similarity() -> dict[tuple[str, str], float]:
 
 def compute_element_substitution_similarity() -> dict[tuple[str, str], float]:
     """:func:`element_substitution_similarity` computed from pymatgen's lambda table."""
-    import warnings
-
     from pymatgen.analysis.structure_prediction.substitution_probability import (
         SubstitutionProbability,
     )
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_third_party():
         sp = SubstitutionProbability()
         species = list(sp.species)
         best: dict[tuple[str, str], float] = {}

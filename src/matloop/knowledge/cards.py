@@ -10,7 +10,6 @@ description instead.
 from __future__ import annotations
 
 import threading
-import warnings
 from collections import Counter
 from typing import Any, Literal
 
@@ -18,6 +17,7 @@ from pydantic import BaseModel, Field
 from pymatgen.core import Structure
 
 from matloop.knowledge.formulas import canonical_from_composition
+from matloop.logs import quiet_third_party
 
 
 class CoordinationEnvironment(BaseModel):
@@ -133,8 +133,7 @@ def _robocrys_describe(structure: Structure, timeout_s: float) -> tuple[str | No
 
     def run() -> None:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            with quiet_third_party():
                 from robocrys import StructureCondenser, StructureDescriber
 
                 condensed = StructureCondenser().condense_structure(structure)
@@ -177,8 +176,7 @@ def material_card(structure: Structure, properties: dict[str, Any] | None = None
     formula = comp.reduced_formula
     sg_symbol = sg_number = system = None
     equivalent = [[i] for i in range(len(structure))]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_third_party():
         try:
             sga = SpacegroupAnalyzer(structure, symprec=symprec)
             sg_symbol, sg_number = sga.get_space_group_symbol(), sga.get_space_group_number()

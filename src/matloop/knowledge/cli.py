@@ -7,6 +7,7 @@ commands (``python -m matloop.knowledge.cli``).
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -20,15 +21,29 @@ from matloop.console import console
 from matloop.console import fail as _fail
 from matloop.console import progress_bars as _progress
 from matloop.errors import MatloopError
+from matloop.knowledge.documents import KINDS
 
 out = Console()
+
+#: Document kinds of ``--kind`` (papers, abstracts, bibtex, pdf, recipes, cards).
+Kind = StrEnum("Kind", {k: k for k in KINDS})  # type: ignore[misc]
+
+
+class Mode(StrEnum):
+    """Search modes."""
+
+    hybrid = "hybrid"
+    dense = "dense"
+    bm25 = "bm25"
 
 KbOption = Annotated[Path | None, typer.Option(
     "--kb", help="Knowledge-base directory (default: <data dir>/knowledge).")]
 ServerOption = Annotated[str | None, typer.Option(
     "--server", help="chroma server address, e.g. http://localhost:8000 (default: embedded).")]
-ChunkOption = Annotated[int, typer.Option("--chunk-size", help="Chunk size, characters.")]
-OverlapOption = Annotated[int, typer.Option("--chunk-overlap", help="Chunk overlap, characters.")]
+ChunkOption = Annotated[int, typer.Option("--chunk-size", min=100, max=100_000,
+                                          help="Chunk size, characters.")]
+OverlapOption = Annotated[int, typer.Option("--chunk-overlap", min=0,
+                                            help="Chunk overlap, characters.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
@@ -46,9 +61,8 @@ def _open(kb: Path | None, server: str | None, chunk_size: int, chunk_overlap: i
 
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest.")],
-    kind: Annotated[str | None, typer.Option(
-        "--kind", help="papers, abstracts, bibtex, pdf, recipes or cards (default: detected "
-                       "per file).")] = None,
+    kind: Annotated[Kind | None, typer.Option(
+        "--kind", help="Document kind (default: detected per file).")] = None,
     robocrys: Annotated[bool, typer.Option(
         "--robocrys/--no-robocrys", help="Describe structures with robocrys.")] = True,
     as_json: JsonOption = False,
@@ -60,7 +74,8 @@ def ingest(
         base = _open(kb, server, chunk_size, chunk_overlap)
         progress = _progress()
         with progress:
-            report = base.ingest([str(p) for p in paths], kind=kind, use_robocrys=robocrys,
+            report = base.ingest([str(p) for p in paths], kind=kind.value if kind else None,
+                                 use_robocrys=robocrys,
                                  progress=_Bars(progress))
     except MatloopError as exc:
         _fail(exc)
@@ -86,10 +101,10 @@ def ingest(
 
 def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
-    k: Annotated[int, typer.Option("-k", "--k", help="Passages to return.")] = 5,
-    kind: Annotated[str | None, typer.Option(
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=200, help="Passages to return.")] = 5,
+    kind: Annotated[Kind | None, typer.Option(
         "--kind", help="Only this document kind.")] = None,
-    mode: Annotated[str, typer.Option("--mode", help="hybrid, dense or bm25.")] = "hybrid",
+    mode: Annotated[Mode, typer.Option("--mode", help="Search mode.")] = Mode.hybrid,
     elements: Annotated[str | None, typer.Option(
         "--elements", help="Comma-separated elements every passage must mention, e.g. Li,Fe."
     )] = None,
@@ -102,7 +117,8 @@ def search(
     """Search the knowledge base (hybrid dense + BM25 by default)."""
     try:
         base = _open(kb, server, chunk_size, chunk_overlap)
-        hits = base.search(query, k=k, mode=mode, kind=kind, year_min=year_min,
+        hits = base.search(query, k=k, mode=mode.value, kind=kind.value if kind else None,
+                           year_min=year_min,
                            year_max=year_max,
                            elements=[e for e in (elements or "").split(",") if e.strip()])
     except MatloopError as exc:
@@ -117,7 +133,7 @@ def search(
                  if status.chunks == 0 else "")
         out.print(f"no results{extra}")
         return
-    out.print(f"[bold]{mode} search:[/] {escape(query)}")
+    out.print(f"[bold]{mode.value} search:[/] {escape(query)}")
     for i, h in enumerate(hits, start=1):
         head = f"{i}. {h.id}  score {h.score:.4g}  " + escape(f"[{h.source}]")
         if h.title:
@@ -161,7 +177,8 @@ def kb_status(
 
 def kb_analogs(
     formula: Annotated[str, typer.Argument(help="Composition to make, e.g. Ba2HoTaO6.")],
-    k: Annotated[int, typer.Option("-k", "--k", help="Known syntheses to list.")] = 5,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=100,
+                                   help="Known syntheses to list.")] = 5,
     as_json: JsonOption = False,
     kb: KbOption = None, server: ServerOption = None,
     chunk_size: ChunkOption = 800, chunk_overlap: OverlapOption = 100,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -22,6 +21,7 @@ from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.utils.embedding_functions import register_embedding_function
 
 from matloop.errors import MatloopError
+from matloop.logs import quiet_third_party
 
 #: Short name of the embedding model; it is part of the collection name.
 MODEL_NAME = "minilm-l6-v2"
@@ -55,8 +55,7 @@ def get_model() -> Any:
             os.environ["TRANSFORMERS_OFFLINE"] = "1"
             path = model_path()
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
+                with quiet_third_party():
                     from sentence_transformers import SentenceTransformer
 
                     try:
@@ -156,8 +155,7 @@ def embed(texts: Sequence[str], *, batch_size: int = 64, precision: str = "auto"
 
     autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if bf16
                 else contextlib.nullcontext())
-    with _torch_threads(threads), autocast, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _torch_threads(threads), autocast, quiet_third_party():
         for start in range(0, total, block):
             chunk = list(texts[start:start + block])
             parts.append(model.encode(chunk, batch_size=batch_size, normalize_embeddings=True,

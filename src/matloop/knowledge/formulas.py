@@ -8,10 +8,11 @@ elements in alphabetical order, so ``LiFePO4``, ``FeLiO4P`` and ``Li2Fe2P2O8`` a
 from __future__ import annotations
 
 import re
-import warnings
 from functools import lru_cache
 
 from pymatgen.core import Composition, Element
+
+from matloop.logs import quiet_third_party
 
 #: Heaviest element accepted in a formula (Pu); heavier symbols in text are nearly always noise.
 MAX_Z = 94
@@ -47,8 +48,7 @@ def _format_amount(x: float) -> str:
 
 def canonical_from_composition(comp: Composition) -> str:
     """Canonical spelling of a composition: reduced, elements sorted alphabetically."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pymatgen warns about noble-gas electronegativities
+    with quiet_third_party():  # pymatgen warns about noble-gas electronegativities
         amounts = comp.reduced_composition.get_el_amt_dict()
     return "".join(f"{el}{_format_amount(amounts[el])}" for el in sorted(amounts))
 

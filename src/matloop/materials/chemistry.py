@@ -37,11 +37,11 @@ Fe3O4; the critic's (pymatgen ``oxi_state_guesses``) 88.2 % / 46.6 % and rejecte
 from __future__ import annotations
 
 import itertools
-import warnings
 from functools import lru_cache
 from typing import Any, Literal
 
 from matloop.errors import MatloopError
+from matloop.logs import quiet_third_party
 
 Reading = Literal["element", "alloy", "ionic", "mixed-valence", "metallic"]
 StateSet = Literal["icsd24-medium+pmg", "icsd24", "icsd24-medium", "smact14", "pymatgen"]
@@ -109,8 +109,7 @@ def _pauling() -> dict[str, float | None]:
     from pymatgen.core import Element
 
     out: dict[str, float | None] = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_third_party():
         for el in Element:
             try:
                 x = smact.Element(el.symbol).pauling_eneg

@@ -9,7 +9,6 @@ gets the same corrections MP applies to its own calculations.
 
 from __future__ import annotations
 
-import warnings
 from functools import lru_cache
 
 from pymatgen.core import Composition, Structure
@@ -17,6 +16,7 @@ from pymatgen.entries.compatibility import CompatibilityError, MaterialsProject2
 from pymatgen.entries.computed_entries import ComputedEntry
 
 from matloop.errors import ReferenceDataError
+from matloop.logs import quiet_third_party
 
 
 @lru_cache(maxsize=1)
@@ -56,8 +56,7 @@ def mp2020_correction_ev(phase: Structure | Composition, energy_ev: float) -> fl
     """
     comp = _composition(phase)
     entry = ComputedEntry(comp, energy_ev, parameters=mp_run_parameters(comp))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_third_party():
         try:
             processed = _compatibility().process_entry(entry, clean=True, inplace=False)
         except CompatibilityError as exc:
@@ -133,8 +132,7 @@ def legacy_mp_shift_ev_per_atom(composition: Composition | str,
     anion, ucorr, fitted = _legacy_corrections()
     n = comp.num_atoms
     entry = ComputedEntry(comp, -10.0 * n, parameters=mp_run_parameters(comp))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_third_party():
         legacy = float(anion.get_correction(entry).nominal_value) + float(
             ucorr.get_correction(entry).nominal_value)
     shift = (mp2020_correction_ev(comp, -10.0 * n) - legacy) / n

@@ -6,14 +6,19 @@ process is enough; it opens the cache and store under the settings' data directo
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
+from os import PathLike
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from pymatgen.core import Composition, Structure
+from pymatgen.entries.computed_entries import ComputedStructureEntry
 
 from matloop.config import Settings, get_settings
 from matloop.errors import MatloopError
+from matloop.logs import quiet_third_party
 from matloop.materials.cache import EvaluationCache
 from matloop.materials.evaluation import EvaluationFailure, Evaluator, ProgressCallback
 from matloop.materials.hull import (
@@ -24,6 +29,7 @@ from matloop.materials.hull import (
 )
 from matloop.materials.mlip import RelaxResult
 from matloop.materials.references import ReferencePhase, ReferenceStore
+from matloop.materials.structures import StructureLike, as_structure, is_ase_atoms
 
 
 class Prediction(BaseModel):
@@ -61,7 +67,53 @@ class Prediction(BaseModel):
     mlip_model: str = Field(description="Model identifier.")
     mlip_version: str = Field(description="Backend package version.")
     settings: dict[str, Any] = Field(description="Relaxation / EOS settings used.")
-    relaxed_cif: str | None = Field(default=None, description="Final structure as CIF text.")
+    relaxed_cif: str | None = Field(default=None, description="The relaxed structure as CIF "
+                                    "text; None when the structure was not relaxed.")
+    structure_cif: str | None = Field(default=None, description="The cell the energies belong "
+                                      "to, as CIF text: the relaxed cell, or the input cell of "
+                                      "a single point.")
+    trajectory: list[dict[str, Any]] | None = Field(
+        default=None, description="Relaxation frames when asked for (predict(trajectory=True)).")
+
+    def structure(self) -> Structure:
+        """The structure the energies belong to (relaxed, or the input of a single point).
+
+        Raises:
+            MatloopError: The prediction has no result (status is not ok).
+        """
+        if not self.structure_cif:
+            raise MatloopError(f"{self.source}: no structure ({self.status}: {self.message})",
+                               hint="only predictions with status ok carry a structure")
+        with quiet_third_party():
+            return Structure.from_str(self.structure_cif, fmt="cif")
+
+    def entry(self) -> ComputedStructureEntry:
+        """A pymatgen ``ComputedStructureEntry`` with the MLIP total energy (eV, the
+        backend's native scale) and the provenance in ``parameters`` and ``data``."""
+        structure = self.structure()
+        if self.energy_per_atom_ev is None:
+            raise MatloopError(f"{self.source}: no energy", hint="status must be ok")
+        return ComputedStructureEntry(
+            structure, self.energy_per_atom_ev * len(structure),
+            parameters={"mlip": self.mlip, "mlip_model": self.mlip_model,
+                        "mlip_version": self.mlip_version, **self.settings},
+            data={"source": self.source, "relaxed": self.relaxed,
+                  "formation_energy_ev_per_atom": self.formation_energy_ev_per_atom,
+                  "e_above_hull_ev_per_atom": self.e_above_hull_ev_per_atom,
+                  "energy_scale": self.energy_scale},
+            entry_id=self.source)
+
+    def row(self) -> dict[str, Any]:
+        """A flat table row: numbers, status and provenance (no CIF text, no frames)."""
+        data = self.model_dump(exclude={"relaxed_cif", "structure_cif", "trajectory",
+                                        "settings", "decomposition", "flags"})
+        data["decomposition"] = "; ".join(f"{k} {v:.3f}" for k, v in
+                                          (self.decomposition or {}).items())
+        data["flags"] = "; ".join(self.flags)
+        data["settings"] = json.dumps(self.settings, sort_keys=True)
+        if self.magmoms_bohr is not None:
+            data["magmoms_bohr"] = json.dumps(self.magmoms_bohr)
+        return data
 
 
 class MaterialsEngine:
@@ -146,6 +198,9 @@ class MaterialsEngine:
         Args:
             scale: 'auto', 'mlip' or 'mp2020' (default: the settings' reference_scale).
         """
+        if scale is not None and scale not in SCALES:
+            raise MatloopError(f"unknown hull energy scale {scale!r}",
+                               hint=f"use one of {', '.join(SCALES)}")
         comp = phase.composition if isinstance(phase, Structure) else Composition(phase)
         elements = sorted(el.symbol for el in comp.elements)
         chosen = choose_scale(self.store, elements, scale or self.settings.reference_scale)
@@ -162,36 +217,76 @@ class MaterialsEngine:
     # -- prediction --------------------------------------------------------------------------
     def predict(
         self,
-        structures: Sequence[Structure],
+        structures: StructureLike | Sequence[StructureLike],
         *,
         sources: Sequence[str] | None = None,
         relax: bool = True,
         bulk_modulus: bool = False,
         stability: bool = True,
         scale: str | None = None,
+        trajectory: bool = False,
         progress: Callable[[str, int, int], None] | None = None,
     ) -> list[Prediction]:
         """Relax (or single-point) a batch, then assess stability and optional bulk modulus.
 
         A structure whose relaxation does not converge or diverges is reported with that
         status and no energies; one failure never stops the batch.
+
+        Args:
+            structures: One structure or a list: pymatgen ``Structure``, ASE ``Atoms`` or file
+                paths (CIF, POSCAR, extxyz, pymatgen JSON), mixed freely.
+            sources: Labels of the results (default: the file path, or ``structure-<i>``).
+            relax: Relax positions and cell first (the default, as on the command line);
+                False evaluates the input cell as given (``relaxed_cif`` stays None).
+            bulk_modulus: Also fit an equation of state (``bulk_modulus_gpa``).
+            stability: Place each result on the convex hull.
+            scale: Hull energy scale, 'auto', 'mlip' or 'mp2020' (default: the settings').
+            trajectory: Keep the relaxation frames (``Prediction.trajectory``); relaxations
+                are then computed one by one, not read from the cache.
+            progress: Callback ``(stage, done, total)``.
+
+        Raises:
+            StructureInputError: An input that is not a readable, valid structure.
+            MatloopError: An unknown ``scale``.
         """
-        sources = list(sources) if sources is not None else [f"structure-{i}" for i in
-                                                             range(len(structures))]
+        if scale is not None and scale not in SCALES:
+            raise MatloopError(f"unknown hull energy scale {scale!r}",
+                               hint=f"use one of {', '.join(SCALES)}")
+        items = [structures] if _single(structures) else list(structures)  # type: ignore[arg-type]
+        if sources is None:
+            sources = [str(s) if isinstance(s, str | PathLike) else f"structure-{i}"
+                       for i, s in enumerate(items)]
+        sources = list(sources)
+        if len(sources) != len(items):
+            raise MatloopError(f"{len(sources)} sources for {len(items)} structures",
+                               hint="give one source label per structure, or none")
+        structures = [as_structure(s, source=src) for s, src in zip(items, sources, strict=True)]
         ev = self.evaluator
         settings = ev.relax_settings() if relax else {"single_point": True}
 
         def step(label: str) -> ProgressCallback | None:
             return (lambda done, total: progress(label, done, total)) if progress else None
 
-        if relax:
-            outcomes: list[Any] = ev.relax_many(structures, progress=step("relaxing"))
+        if relax and trajectory:
+            outcomes: list[Any] = []
+            for i, s in enumerate(structures):
+                try:
+                    outcomes.append(ev.relax(s, trajectory=True))
+                except MatloopError as exc:
+                    outcomes.append(EvaluationFailure(index=i,
+                                                      formula=s.composition.reduced_formula,
+                                                      error=type(exc).__name__,
+                                                      message=exc.message))
+                if progress:
+                    progress("relaxing", i + 1, len(structures))
+        elif relax:
+            outcomes = ev.relax_many(structures, progress=step("relaxing"))
         else:
             outcomes = []
             for i, s in enumerate(structures):
                 try:
                     outcomes.append(ev.single_point(s))
-                except Exception as exc:  # reported per structure
+                except Exception as exc:  # noqa: BLE001 - the MLIP's own errors, per structure
                     outcomes.append(EvaluationFailure(index=i,
                                                       formula=s.composition.reduced_formula,
                                                       error=type(exc).__name__, message=str(exc)))
@@ -215,13 +310,16 @@ class MaterialsEngine:
                 ))
                 continue
             final = outcome.final_structure() if isinstance(outcome, RelaxResult) else structure
+            final_cif = final.to(fmt="cif")
             pred = Prediction(
                 status="ok",
                 energy_per_atom_ev=outcome.energy_per_atom_ev,
                 magmoms_bohr=outcome.magmoms_bohr,
                 relax_steps=getattr(outcome, "steps", None),
                 max_force_ev_per_angstrom=outcome.max_force_ev_per_angstrom,
-                relaxed_cif=final.to(fmt="cif"),
+                relaxed_cif=final_cif if relax else None,
+                structure_cif=final_cif,
+                trajectory=getattr(outcome, "trajectory", None),
                 **base,
             )
             if stability:
@@ -264,6 +362,98 @@ def below_hull_flags(st: StabilityResult) -> list[str]:
     return [f"below the hull of the local references by {depth} (MLIP scale): a missing "
             f"reference phase or MLIP error is likelier than a new stable phase; confirm with "
             f"DFT against Materials Project references"]
+
+
+#: Hull energy scales ``predict`` and ``stability`` accept.
+SCALES = ("auto", "mlip", "mp2020")
+
+
+def _single(obj: object) -> bool:
+    return isinstance(obj, Structure | str | PathLike) or is_ase_atoms(obj)
+
+
+def predictions_dataframe(predictions: Sequence[Prediction]) -> Any:
+    """A pandas DataFrame with one row per prediction (:meth:`Prediction.row`)."""
+    import pandas as pd
+
+    return pd.DataFrame([p.row() for p in predictions])
+
+
+def write_predictions(predictions: Sequence[Prediction], path: str | Path) -> Path:
+    """Write predictions to ``path``: ``.csv`` (one row each, no structures), ``.json`` (every
+    field) or ``.extxyz`` (the final structures of usable results, energies and provenance in
+    each frame's info).
+
+    Raises:
+        MatloopError: Another suffix, or no usable structure for extxyz.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        predictions_dataframe(predictions).to_csv(path, index=False)
+    elif suffix == ".json":
+        path.write_text(json.dumps([p.model_dump(mode="json") for p in predictions], indent=1))
+    elif suffix in (".extxyz", ".xyz"):
+        write_extxyz(path, [(p.structure(), _info(p)) for p in predictions if p.structure_cif])
+    else:
+        raise MatloopError(f"{path.name}: unknown export format",
+                           hint="use .csv, .json or .extxyz")
+    return path
+
+
+def write_trajectory(prediction: Prediction, path: str | Path) -> Path:
+    """Write a prediction's relaxation frames as extended XYZ (energies and forces per frame).
+
+    Raises:
+        MatloopError: The prediction has no frames (predict with ``trajectory=True``).
+    """
+    frames = prediction.trajectory
+    if not frames:
+        raise MatloopError(f"{prediction.source}: no relaxation frames",
+                           hint="predict with trajectory=True (and relax=True)")
+    from ase import Atoms
+
+    numbers = frames[0]["numbers"]
+    images = []
+    for n, f in enumerate(frames):
+        atoms = Atoms(numbers=numbers, positions=f["positions"], cell=f["cell"], pbc=True)
+        atoms.info.update({"step": n, "energy_ev": f["energy_ev"],
+                           "max_force_ev_per_angstrom": f["max_force_ev_per_angstrom"],
+                           "mlip": prediction.mlip, "mlip_model": prediction.mlip_model})
+        images.append(atoms)
+    from ase.io import write
+
+    write(str(path), images, format="extxyz")
+    return Path(path)
+
+
+def write_extxyz(path: str | Path, items: Sequence[tuple[Structure, dict[str, Any]]]) -> Path:
+    """Structures with per-frame info as extended XYZ.
+
+    Raises:
+        MatloopError: No structure to write.
+    """
+    if not items:
+        raise MatloopError(f"{Path(path).name}: no structure to write",
+                           hint="only usable results (status ok) carry structures")
+    from ase.io import write
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    images = []
+    for structure, info in items:
+        atoms = AseAtomsAdaptor.get_atoms(structure)
+        atoms.info.update({k: v for k, v in info.items() if v is not None})
+        images.append(atoms)
+    write(str(path), images, format="extxyz")
+    return Path(path)
+
+
+def _info(p: Prediction) -> dict[str, Any]:
+    return {"source": p.source, "formula": p.formula, "energy_per_atom_ev": p.energy_per_atom_ev,
+            "formation_energy_ev_per_atom": p.formation_energy_ev_per_atom,
+            "e_above_hull_ev_per_atom": p.e_above_hull_ev_per_atom,
+            "energy_scale": p.energy_scale, "relaxed": p.relaxed, "mlip": p.mlip,
+            "mlip_model": p.mlip_model, "mlip_version": p.mlip_version}
 
 
 def _provenance(ev: Evaluator) -> dict[str, str]:

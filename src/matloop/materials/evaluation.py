@@ -22,8 +22,8 @@ from matloop.materials.mlip import (
     BulkModulusResult,
     RelaxResult,
     SinglePointResult,
-    get_backend_spec,
     get_mlip,
+    require_installed,
 )
 
 
@@ -51,7 +51,7 @@ class Evaluator:
     def __init__(self, mlip: str | None = None, *, cache: EvaluationCache | None = None,
                  settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
-        self.spec = get_backend_spec(mlip or self.settings.mlip)
+        self.spec = require_installed(mlip or self.settings.mlip)
         self.cache = cache
         try:
             self.mlip_version = version(self.spec.package)
@@ -98,16 +98,22 @@ class Evaluator:
                            result=result.model_dump(mode="json"))
 
     def relax(self, structure: Structure, *, fmax: float | None = None, steps: int | None = None,
-              relax_cell: bool = True) -> RelaxResult:
-        """Relax (or return the cached relaxation of) one structure."""
+              relax_cell: bool = True, trajectory: bool = False) -> RelaxResult:
+        """Relax (or return the cached relaxation of) one structure.
+
+        ``trajectory`` keeps the optimiser frames; such a relaxation is always computed (the
+        cache holds results without frames) and then cached like any other.
+        """
         settings = self.relax_settings(fmax=fmax, steps=steps, relax_cell=relax_cell)
         key = self._key(structure, "relax", settings)
-        hit = self._cached(key)
+        hit = None if trajectory else self._cached(key)
         if hit is not None:
             return RelaxResult.model_validate(hit)
         result = self.mlip.relax(structure, fmax=settings["fmax_ev_per_angstrom"],
-                                 steps=settings["steps"], relax_cell=relax_cell)
-        self._store(key, "relax", structure, settings, result)
+                                 steps=settings["steps"], relax_cell=relax_cell,
+                                 trajectory=trajectory)
+        self._store(key, "relax", structure, settings,
+                    result.model_copy(update={"trajectory": None}))
         return result
 
     def single_point(self, structure: Structure) -> SinglePointResult:

@@ -12,7 +12,6 @@ Two scales, never mixed:
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Literal
 
@@ -21,6 +20,7 @@ from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
 from pymatgen.core import Composition, Structure
 
 from matloop.errors import ReferenceDataError
+from matloop.logs import quiet_third_party
 from matloop.materials.references import ReferencePhase, ReferenceStore, chemsys_of
 
 Scale = Literal["mlip", "mp2020"]
@@ -205,8 +205,7 @@ def stability_mlip_consistent(
             f"{chemsys_of(comp)}",
             hint="import a CIF of the element's ground state with `matloop refs import`",
         )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_third_party():
         pd = PhaseDiagram(entries)
         candidate = PDEntry(comp, energy_per_atom_ev * comp.num_atoms)
         e_form = float(pd.get_form_energy_per_atom(candidate))

@@ -10,12 +10,11 @@ Add a backend with :func:`register_backend`; its factory returns an ASE calculat
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import json
 import math
-import os
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -26,7 +25,9 @@ import numpy as np
 from pydantic import BaseModel, Field
 from pymatgen.core import Structure
 
+from matloop.config import get_settings
 from matloop.errors import BackendUnavailableError, UnknownBackendError
+from matloop.logs import quiet_third_party
 
 EnergyScale = Literal["mp2020", "gga_raw"]
 
@@ -47,6 +48,8 @@ class BackendSpec:
         factory: Returns an ASE calculator; imports the backend lazily.
         aliases: Other accepted names.
         install_hint: What to install when the factory cannot import its package.
+        module: Top-level module the factory imports; when set, :func:`require_installed`
+            checks it is importable before any work starts.
     """
 
     name: str
@@ -57,6 +60,7 @@ class BackendSpec:
     aliases: tuple[str, ...] = ()
     install_hint: str = ""
     description: str = ""
+    module: str = ""
 
 
 _REGISTRY: dict[str, BackendSpec] = {}
@@ -89,6 +93,32 @@ def get_backend_spec(name: str) -> BackendSpec:
         ) from None
 
 
+def backend_installed(spec: BackendSpec) -> bool:
+    """Whether the backend's module can be imported (checked without importing it)."""
+    if not spec.module:
+        return True
+    try:
+        return importlib.util.find_spec(spec.module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def require_installed(name: str) -> BackendSpec:
+    """The spec of ``name``, checked to be installed.
+
+    Raises:
+        UnknownBackendError: Not a registered name.
+        BackendUnavailableError: Registered, but its package is not installed (the message
+            says what to install).
+    """
+    spec = get_backend_spec(name)
+    if not backend_installed(spec):
+        raise BackendUnavailableError(
+            f"MLIP backend {spec.name!r} is registered but not installed",
+            hint=spec.install_hint or f"pip install {spec.package}")
+    return spec
+
+
 def _chgnet_calculator() -> Any:
     from chgnet.model import CHGNet
     from chgnet.model.dynamics import CHGNetCalculator
@@ -110,15 +140,14 @@ def _sevenn_calculator(model: str) -> Callable[[], Any]:
 def _mace_calculator() -> Any:
     from mace.calculators import mace_mp  # type: ignore[import-not-found]
 
-    model = os.environ.get("MATLOOP_MACE_MODEL", "medium")
-    return mace_mp(model=model, device="cpu", default_dtype="float64")
+    return mace_mp(model=get_settings().mace_model, device="cpu", default_dtype="float64")
 
 
 def _mattersim_calculator() -> Any:
     from mattersim.forcefield import MatterSimCalculator  # type: ignore[import-not-found]
 
     return MatterSimCalculator(
-        load_path=os.environ.get("MATLOOP_MATTERSIM_MODEL", "MatterSim-v1.0.0-1M.pth"),
+        load_path=get_settings().mattersim_model,
         device="cpu",
     )
 
@@ -176,6 +205,10 @@ class RelaxResult(BaseModel):
     mlip_version: str = Field(description="Package version of the backend.")
     energy_scale: EnergyScale = Field(description="Scale of the energies.")
     wall_time_s: float = Field(description="Wall time, seconds.")
+    trajectory: list[dict[str, Any]] | None = Field(
+        default=None, description="Frames of the relaxation when asked for (never cached): "
+        "energy_ev, cell (Å), positions (Cartesian, Å), max_force_ev_per_angstrom; the "
+        "atomic numbers are in the first frame.")
 
     def final_structure(self) -> Structure:
         """The relaxed structure as a pymatgen Structure."""
@@ -262,7 +295,7 @@ class MLIP:
         )
 
     def relax(self, structure: Structure, *, fmax: float = 0.05, steps: int = 500,
-              relax_cell: bool = True) -> RelaxResult:
+              relax_cell: bool = True, trajectory: bool = False) -> RelaxResult:
         """Relax atomic positions (and the cell) with FIRE until all forces are below ``fmax``.
 
         Args:
@@ -270,6 +303,7 @@ class MLIP:
             fmax: Force criterion, eV/Å (the cell filter applies it to stress too).
             steps: Step limit.
             relax_cell: Relax the lattice with ASE's FrechetCellFilter.
+            trajectory: Keep every optimiser frame in ``RelaxResult.trajectory``.
 
         Returns:
             A result whose ``status`` says whether it converged, ran out of steps, or diverged.
@@ -287,6 +321,9 @@ class MLIP:
             e0 = float(atoms.get_potential_energy())
             target = FrechetCellFilter(atoms) if relax_cell else atoms
             opt = FIRE(target, logfile=None)
+            frames: list[dict[str, Any]] = []
+            if trajectory:
+                opt.attach(lambda: frames.append(_frame(atoms, first=not frames)), interval=1)
             converged = False
             try:
                 converged = bool(opt.run(fmax=fmax, steps=steps))
@@ -329,6 +366,7 @@ class MLIP:
             max_steps=steps,
             relax_cell=relax_cell,
             wall_time_s=time.perf_counter() - start,
+            trajectory=frames if trajectory else None,
             **self.provenance,
         )
 
@@ -394,6 +432,18 @@ def _load(name: str) -> MLIP:
     return MLIP(spec, calculator)
 
 
+def _frame(atoms: Any, *, first: bool) -> dict[str, Any]:
+    """One optimiser frame (energy, cell, positions, largest force)."""
+    forces = np.asarray(atoms.get_forces())
+    frame = {"energy_ev": float(atoms.get_potential_energy()),
+             "cell": np.asarray(atoms.cell.array).round(8).tolist(),
+             "positions": np.asarray(atoms.get_positions()).round(8).tolist(),
+             "max_force_ev_per_angstrom": float(np.linalg.norm(forces, axis=1).max())}
+    if first:
+        frame["numbers"] = [int(z) for z in atoms.get_atomic_numbers()]
+    return frame
+
+
 def _stress_gpa(atoms: Any) -> list[float]:
     from ase.units import GPa
 
@@ -429,16 +479,14 @@ def _quiet() -> Any:
     Only used at load time: redirecting ``sys.stdout`` is process-wide, so doing it during
     calculations (which may run in worker threads) could restore a stale stream.
     """
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
+    with quiet_third_party(), contextlib.redirect_stdout(io.StringIO()):
         yield
 
 
 @contextlib.contextmanager
 def _no_warnings() -> Any:
     """Silence backend warnings during a calculation."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_third_party():
         yield
 
 
@@ -446,22 +494,23 @@ def _no_warnings() -> Any:
 # are optional and need their packages (and local weights) installed by the user.
 register_backend(BackendSpec(
     name="chgnet", model="CHGNet-0.3.0", package="chgnet", energy_scale="mp2020",
-    factory=_chgnet_calculator, aliases=("chgnet-0.3.0",),
+    factory=_chgnet_calculator, aliases=("chgnet-0.3.0",), module="chgnet",
     description="CHGNet 0.3.0 (pretrained on MPtrj; weights ship in the chgnet wheel)",
 ))
 register_backend(BackendSpec(
     name="sevenn", model="SevenNet-0", package="sevenn", energy_scale="gga_raw",
     factory=_sevenn_calculator("7net-0"), aliases=("7net-0", "sevennet", "sevennet-0"),
+    module="sevenn",
     description="SevenNet-0 (11Jul2024, MPtrj; weights ship in the sevenn wheel)",
 ))
 register_backend(BackendSpec(
     name="sevenn-l3i5", model="SevenNet-l3i5", package="sevenn", energy_scale="gga_raw",
-    factory=_sevenn_calculator("7net-l3i5"), aliases=("7net-l3i5",),
+    factory=_sevenn_calculator("7net-l3i5"), aliases=("7net-l3i5",), module="sevenn",
     description="SevenNet-l3i5 (MPtrj; weights ship in the sevenn wheel)",
 ))
 register_backend(BackendSpec(
     name="mace", model="MACE-MP-0", package="mace-torch", energy_scale="gga_raw",
-    factory=_mace_calculator, aliases=("mace-mp", "mace-mp-0"),
+    factory=_mace_calculator, aliases=("mace-mp", "mace-mp-0"), module="mace",
     install_hint=(
         "pip install mace-torch, and set MATLOOP_MACE_MODEL to a local model file "
         "(its default weights are downloaded on first use, which needs network access)"
@@ -470,7 +519,7 @@ register_backend(BackendSpec(
 ))
 register_backend(BackendSpec(
     name="mattersim", model="MatterSim-v1", package="mattersim", energy_scale="mp2020",
-    factory=_mattersim_calculator,
+    factory=_mattersim_calculator, module="mattersim",
     install_hint="pip install mattersim, and set MATLOOP_MATTERSIM_MODEL to a local checkpoint",
     description="MatterSim v1 (optional; not installed by default)",
 ))

@@ -15,13 +15,14 @@ import io
 import json
 import math
 import re
-import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pymatgen.core import Element, Structure
 
 from matloop.errors import StructureInputError, StructureTooLargeError
+from matloop.logs import quiet_third_party
 
 SUPPORTED_SUFFIXES = {
     ".cif": "CIF",
@@ -145,6 +146,55 @@ def read_structure(path: str | Path, *, allow_vacuum: bool = False,
     return parse_structure_text(text, fmt, source=str(path), allow_vacuum=allow_vacuum)
 
 
+#: What :func:`as_structure` accepts: a pymatgen Structure, an ASE Atoms, or a file path.
+StructureLike = Any
+
+
+def is_ase_atoms(obj: object) -> bool:
+    """Whether ``obj`` is an ASE ``Atoms`` (checked without importing ASE when it is not)."""
+    cls = type(obj)
+    return any(c.__module__.startswith("ase") and c.__name__ == "Atoms" for c in cls.__mro__)
+
+
+def as_structure(obj: StructureLike, *, source: str | None = None, allow_vacuum: bool = False,
+                 ) -> Structure:
+    """A validated pymatgen Structure from a Structure, an ASE ``Atoms`` or a file path.
+
+    Files are read with :func:`read_structure`; objects are converted (ASE through
+    ``AseAtomsAdaptor``) and checked with :func:`validate_structure`.
+
+    Raises:
+        StructureInputError: Anything else, or a structure that cannot be evaluated.
+    """
+    if isinstance(obj, str | Path):
+        return read_structure(obj, allow_vacuum=allow_vacuum)
+    label = source or "structure"
+    if is_ase_atoms(obj):
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        if len(obj) == 0:
+            raise StructureInputError(f"{label}: the ASE Atoms object has no atoms")
+        if not all(obj.pbc):
+            raise StructureInputError(
+                f"{label}: the ASE Atoms object is not periodic in all three directions "
+                f"(pbc={list(map(bool, obj.pbc))})",
+                hint="set atoms.pbc = True and a cell (atoms.center(vacuum=...) for molecules, "
+                     "with allow_vacuum)")
+        try:
+            structure = AseAtomsAdaptor.get_structure(obj)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StructureInputError(f"{label}: the ASE Atoms object cannot be converted "
+                                      f"({type(exc).__name__}: {str(exc)[:120]})") from exc
+    elif isinstance(obj, Structure):
+        structure = obj
+    else:
+        raise StructureInputError(
+            f"{label}: expected a pymatgen Structure, an ASE Atoms or a file path, got "
+            f"{type(obj).__name__}",
+            hint="read files with matloop.read_structure, or pass their paths")
+    return validate_structure(structure, allow_vacuum=allow_vacuum, source=label)
+
+
 def _shown(path: Path) -> str:
     return repr(str(path)[:200])
 
@@ -203,8 +253,7 @@ def parse_structure_text(text: str, fmt: str, *, source: str, allow_vacuum: bool
     if not text.strip():
         raise StructureInputError(f"{source}: file is empty", hint=f"expected a {fmt} structure")
     try:
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore")
+        with quiet_third_party(), np.errstate(all="ignore"):
             if fmt == "CIF":
                 _check_elements_text(text, source)
                 structure = _parse_cif(text, source)

@@ -100,7 +100,11 @@ def to_markdown(report: DiscoveryReport) -> str:
     t = md_text
     lines = [f"# Discovery report: {t(report.query)}", "",
              f"*Campaign {t(report.campaign_id)} — status: {t(report.status)} — "
-             f"{t(report.created_utc)}*", "", "## Summary", "", md_block(report.summary), ""]
+             f"{t(report.created_utc)}*", ""]
+    for q in (report.objective.problems if report.objective else []):
+        lines += [f"> **Not answered exactly as asked:** {t(q.message)}; assumed: "
+                  f"{t(q.assumption)}.", ""]
+    lines += ["## Summary", "", md_block(report.summary), ""]
     if report.discussion:
         lines += ["### Discussion", "", md_block(report.discussion), ""]
     if report.removed_claims:

@@ -12,11 +12,11 @@ MP-compatible double relaxation followed by a static calculation is written besi
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 from pymatgen.core import Structure
 
+from matloop.logs import quiet_third_party
 from matloop.reports.cards import resolve_in_run
 from matloop.schemas import CandidateResult, DFTInput
 
@@ -70,8 +70,7 @@ def write_dft_inputs(candidates: list[CandidateResult], run_dir: Path, *, top: i
         seen.add(key)
         structure = Structure.from_file(cif)
         folder = run_dir / "dft" / c.id / "MPRelaxSet"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "no POTCAR directory" is expected here
+        with quiet_third_party():  # "no POTCAR directory" is expected here
             MPRelaxSet(structure).write_input(folder, potcar_spec=True)
         workflow = None
         note = POTCAR_NOTE

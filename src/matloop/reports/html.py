@@ -123,7 +123,11 @@ def _author(report: DiscoveryReport, part: str) -> str:
 
 
 def _summary(r: DiscoveryReport) -> str:
-    out = [f"<p>{e(r.summary)}</p>"]
+    out = []
+    for q in (r.objective.problems if r.objective else []):
+        out.append(f'<div class="note removed"><strong>Not answered exactly as asked:</strong> '
+                   f'{e(q.message)}; assumed: {e(q.assumption)}.</div>')
+    out.append(f"<p>{e(r.summary)}</p>")
     if r.discussion:
         out.append(f"<h3>Discussion {_author(r, 'discussion')}</h3><p>{e(r.discussion)}</p>")
     if r.removed_claims:

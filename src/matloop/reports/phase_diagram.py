@@ -12,12 +12,12 @@ from __future__ import annotations
 import io
 import math
 import threading
-import warnings
 from collections import Counter
 from typing import Any
 
 from matplotlib import rc_context
 
+from matloop.logs import quiet_third_party
 from matloop.reports.figure_base import (
     CMAP,
     STYLE,
@@ -253,8 +253,7 @@ def hull_diagram(report: DiscoveryReport, elements: list[str], system: str,
     best = sorted(best_per_formula(candidates).values(),
                   key=lambda c: c.e_above_hull_ev_per_atom)[:TOP_LABELS]
     norm = hull_colour_scale(candidates)
-    with _PYPLOT, rc_context(STYLE), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _PYPLOT, rc_context(STYLE), quiet_third_party():
         fig = plt.figure(figsize=(6.8, 5.0))
         try:
             ax = fig.add_subplot(projection="3d") if three_d else fig.add_subplot()

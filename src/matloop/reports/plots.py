@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import io
 import math
-import warnings
 
 from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from matloop.logs import quiet_third_party
 from matloop.reports.figure_base import (
     CMAP,
     STYLE,
@@ -89,8 +89,7 @@ def hull_plot(report: DiscoveryReport) -> Plot | None:
         return hull_diagram(report, elements, system, inside)
     label, coord = _coordinate(elements)
     refs = [r for r in report.reference_phases if fractions(r.formula, elements)]
-    with rc_context(STYLE), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with rc_context(STYLE), quiet_third_party():
         fig = Figure(figsize=(6.6, 4.4))
         ax = fig.add_subplot()
         rx = [coord(fractions(r.formula, elements)) for r in refs]

@@ -27,13 +27,13 @@ import importlib.util
 import json
 import threading
 import time
-import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from pymatgen.core import Composition, Structure
 
+from matloop.logs import quiet_third_party
 from matloop.schemas import StructureType
 
 LIBRARY_FILE = "aflow_prototypes.json.gz"
@@ -142,8 +142,7 @@ def structure_type(structure: Structure, *, timeout_s: float = 20.0) -> Structur
 
     def run() -> None:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            with quiet_third_party():
                 result["tags"] = match_prototypes(structure)
         except Exception as exc:  # matching can fail on odd cells; the card goes on
             result["error"] = f"{type(exc).__name__}: {str(exc)[:160]}"

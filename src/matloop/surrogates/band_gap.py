@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from matloop.config import get_settings
+from matloop.logs import quiet_third_party
 from matloop.surrogates import magpie
 from matloop.surrogates.band_gap_data import (
     CITATION,
@@ -243,8 +244,7 @@ def load_band_gap_model(path: Path) -> BandGapModel:
     """Read a cached model (written by :func:`save_band_gap_model` in this data directory)."""
     import joblib
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_third_party():
         payload = joblib.load(path)
     if payload.get("format") != _FORMAT:
         raise ValueError(f"{path}: format {payload.get('format')} (expected {_FORMAT})")

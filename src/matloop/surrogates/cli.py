@@ -6,6 +6,7 @@ Mount in the main CLI with ``app.add_typer(models_app, name="models")``.
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,6 +28,15 @@ out = Console()
 _TABLE_SUFFIXES = (".csv", ".csv.gz")
 
 
+class Features(StrEnum):
+    """Feature sets of a surrogate."""
+
+    auto = "auto"
+    composition = "composition"
+    structure = "structure"
+    both = "both"
+
+
 def _f(value: Any, spec: str = ".3f") -> str:
     return "—" if value is None else format(value, spec)
 
@@ -37,12 +47,12 @@ def train(
                                         help="Property name, e.g. band_gap.")],
     data: Annotated[Path, typer.Option("--data", help="CSV or CSV.gz with a formula/composition "
                                        "or cif/structure column and the target column.")],
-    features: Annotated[str, typer.Option(help="composition, structure, both, or auto "
-                                          "(both when the table has structures).")] = "auto",
+    features: Annotated[Features, typer.Option(help="Feature set (auto: both when the table "
+                                               "has structures).")] = Features.auto,
     target: Annotated[str | None, typer.Option(help="Target column (default: PROPERTY).")] = None,
     unit: Annotated[str | None, typer.Option(help="Unit of the property (band_gap: eV).")] = None,
-    folds: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
-    seed: Annotated[int, typer.Option(help="Seed of folds and trees.")] = 0,
+    folds: Annotated[int, typer.Option(min=2, max=50, help="Cross-validation folds.")] = 5,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of folds and trees.")] = 0,
     name: Annotated[str | None, typer.Option(help="Model name (default: PROPERTY).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the model card as JSON.")] = False,
 ) -> None:
@@ -52,7 +62,8 @@ def train(
 
     try:
         with _progress() as progress:
-            model = train_surrogate(prop, data, features=features, target=target, unit=unit,
+            model = train_surrogate(prop, data, features=features.value, target=target,
+                                    unit=unit,
                                     folds=folds, seed=seed, name=name, progress=_Bars(progress))
     except MatloopError as exc:
         _fail(exc)

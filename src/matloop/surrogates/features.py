@@ -16,13 +16,13 @@ from __future__ import annotations
 import contextlib
 import io
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal, get_args
 
 import numpy as np
 
+from matloop.logs import quiet_third_party
 from matloop.surrogates.table import MaterialInput, SurrogateDataError
 
 FeatureKind = Literal["composition", "structure", "both"]
@@ -87,14 +87,12 @@ class _CompositionFeaturizer:
     @classmethod
     def get(cls) -> _CompositionFeaturizer:
         if cls._instance is None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            with quiet_third_party():
                 cls._instance = cls()
         return cls._instance
 
     def __call__(self, comp: Any) -> np.ndarray:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet_third_party():
             return np.concatenate([np.asarray(p.featurize(comp), dtype=float)
                                    for p in self.parts])
 
@@ -188,8 +186,7 @@ def structure_features(inputs: Sequence[MaterialInput], *, batch_size: int = 16,
                         f"({type(exc).__name__}: {exc})",
                         hint="check the structure (no atom may be isolated beyond 5 Å)",
                     ) from exc
-            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-                warnings.simplefilter("ignore")
+            with quiet_third_party(), contextlib.redirect_stdout(io.StringIO()):
                 out = model.predict_graph(graphs, task="e", return_crystal_feas=True,
                                           batch_size=batch_size)
             for key, pred in zip(chunk, [out] if isinstance(out, dict) else out, strict=True):

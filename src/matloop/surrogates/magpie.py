@@ -23,7 +23,6 @@ matminer import.
 from __future__ import annotations
 
 import itertools
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -31,6 +30,8 @@ from typing import Any
 
 import numpy as np
 from pymatgen.core import Composition, Element
+
+from matloop.logs import quiet_third_party
 
 #: Magpie element properties of matminer's "magpie" preset, in matminer's order.
 MAGPIE_PROPERTIES: tuple[str, ...] = (
@@ -76,8 +77,7 @@ def _magpie_data() -> Any:
     """Return the Magpie element data of matminer, missing values imputed (read once)."""
     from matminer.utils.data import MagpieData
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_third_party():
         return MagpieData(impute_nan=True)
 
 

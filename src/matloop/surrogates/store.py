@@ -22,6 +22,7 @@ from typing import Any
 
 from matloop.config import get_settings
 from matloop.errors import MatloopError
+from matloop.logs import quiet_third_party
 from matloop.surrogates.model import SurrogateModel
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
@@ -124,8 +125,7 @@ def load_surrogate(name: str) -> SurrogateModel:
                       f"{_version('scikit-learn')}; retrain it if predictions look wrong",
                       stacklevel=2)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet_third_party():
             payload = joblib.load(blob)
     except Exception as exc:
         raise MatloopError(f"model file {blob} cannot be read ({type(exc).__name__}: {exc})",

@@ -20,7 +20,6 @@ import gzip
 import hashlib
 import io
 import math
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 from pymatgen.core import Composition, Structure
 
 from matloop.errors import MatloopError, StructureInputError
+from matloop.logs import quiet_third_party
 
 InputKind = Literal["composition", "structure"]
 
@@ -183,8 +183,7 @@ def parse_cif_text(text: str, *, where: str = "") -> Structure:
     from matloop.materials.structures import validate_structure
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet_third_party():
             parsed = CifParser.from_str(text, occupancy_tolerance=1.0).parse_structures(
                 primitive=False, on_error="raise")
         if not parsed:

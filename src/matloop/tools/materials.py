@@ -9,6 +9,7 @@ run directory when there is one.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from pymatgen.core import Structure
 from matloop.errors import MatloopError
 from matloop.files import FileAccess, load_structure
 from matloop.generation.matching import NoveltyIndex, novelty_label
+from matloop.logs import quiet_third_party
 from matloop.materials.engine import MaterialsEngine, Prediction
 from matloop.materials.references import parse_composition
 from matloop.tools.base import CandidateContext, ToolOutput, ToolSpec
@@ -169,7 +171,7 @@ def _stem(spec: str, p: Prediction) -> str:
     of different calls never overwrite each other."""
     if "\n" not in spec:  # a file path (structure text always has several lines)
         return f"relaxed-{Path(spec.strip()).stem}"
-    return "relaxed-" + hashlib.sha1((p.relaxed_cif or "").encode()).hexdigest()[:12]
+    return "relaxed-" + hashlib.sha1((p.structure_cif or "").encode()).hexdigest()[:12]
 
 
 def _source(spec: str) -> str:
@@ -249,18 +251,34 @@ def _summary_relax(r: RelaxOutput) -> str:
     return text
 
 
+#: Progress of a long tool call: ``(tool, stage, done, total)``.
+ToolProgress = Callable[[str, str, int, int], None]
+
+
 def materials_tools(engine: MaterialsEngine, *, run_dir: Path | None, access: FileAccess,
-                    ) -> list[ToolSpec[Any, Any]]:
-    """The engine's tools, bound to one engine (MLIP, cache, reference store)."""
+                    progress: ToolProgress | None = None) -> list[ToolSpec[Any, Any]]:
+    """The engine's tools, bound to one engine (MLIP, cache, reference store).
+
+    Args:
+        progress: Receives ``(tool, stage, done, total)`` while relax_structure and
+            predict_properties work (a campaign writes them to its event log).
+    """
+
+    def report(tool: str) -> Callable[[str, int, int], None] | None:
+        if progress is None:
+            return None
+        return lambda stage, done, total: progress(tool, stage, done, total)
 
     def save(p: Prediction, stem: str) -> str | None:
-        if run_dir is None or not p.relaxed_cif:
+        if run_dir is None or not p.structure_cif:
             return None
         folder = run_dir / "structures"
         folder.mkdir(parents=True, exist_ok=True)
+        if not p.relaxed:
+            stem = stem.replace("relaxed-", "input-", 1)
         name = stem if stem.endswith(f"_{p.formula}") else f"{stem}_{p.formula}"
         path = folder / f"{name}.cif"
-        path.write_text(p.relaxed_cif)
+        path.write_text(p.structure_cif)
         return str(path)
 
     def load(spec: str) -> Structure:
@@ -269,7 +287,7 @@ def materials_tools(engine: MaterialsEngine, *, run_dir: Path | None, access: Fi
     def relax(args: RelaxArgs) -> RelaxOutput:
         s = load(args.structure)
         (p,) = engine.predict([s], sources=[_source(args.structure)],
-                              bulk_modulus=args.bulk_modulus)
+                              bulk_modulus=args.bulk_modulus, progress=report(RELAX_STRUCTURE))
         row = _row(p)
         row["relaxed_cif_path"] = save(p, _stem(args.structure, p))
         if p.status != "ok":
@@ -288,13 +306,14 @@ def materials_tools(engine: MaterialsEngine, *, run_dir: Path | None, access: Fi
                 rows.append(PredictionRow(index=i, outcome="error", message=str(exc)))
         preds = engine.predict([s for _, s in loaded],
                                sources=[_source(args.structures[i]) for i, _ in loaded],
-                               relax=args.relax, bulk_modulus=args.bulk_modulus) if loaded else []
+                               relax=args.relax, bulk_modulus=args.bulk_modulus,
+                               progress=report(PREDICT_PROPERTIES)) if loaded else []
         indexes: dict[str, NoveltyIndex] = {}
         for (i, _), p in zip(loaded, preds, strict=True):
             row = PredictionRow(**_row(p, i))
-            if p.status == "ok" and p.relaxed_cif:
+            if p.status == "ok" and p.structure_cif:
                 try:
-                    final = load(p.relaxed_cif)
+                    final = load(p.structure_cif)
                 except MatloopError as exc:  # a relaxed cell that fails validation
                     row.novelty_error = str(exc)
                 else:
@@ -376,8 +395,6 @@ def materials_tools(engine: MaterialsEngine, *, run_dir: Path | None, access: Fi
 
 def _hull_distances(phases: list[Any], elements: list[str]) -> dict[str, float]:
     """Energy above the hull of each formula among the formation-energy phases (eV/atom)."""
-    import warnings
-
     from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
     from pymatgen.core import Composition
 
@@ -391,8 +408,7 @@ def _hull_distances(phases: list[Any], elements: list[str]) -> dict[str, float]:
         comp = Composition(rf)
         entries.append(PDEntry(comp, e * comp.num_atoms, name=rf))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet_third_party():
             pd = PhaseDiagram(entries)
             return {e.name: round(float(pd.get_e_above_hull(e) or 0.0), 6) for e in entries[
                 len(elements):]}

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pymatgen.core import Composition, Element
 
 from matloop.knowledge.formulas import MAX_Z
+from matloop.logs import quiet_third_party
 
 #: Element symbols accepted in a formula (deuterium and tritium are not elements here).
 SYMBOLS: frozenset[str] = frozenset(e.symbol for e in Element
@@ -246,13 +247,10 @@ def _cif_sites(block: str) -> tuple[list[str], list[float] | None] | None:
 
 def _cif_with_pymatgen(out: PastedStructure) -> None:
     """Symmetry-expand a CIF whose formula the text alone does not give (slow, rare)."""
-    import warnings
-
     from pymatgen.core import Structure
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet_third_party():
             structure = Structure.from_str(out.text, fmt="cif")
     except Exception as exc:  # noqa: BLE001 - pymatgen raises many types for bad CIF text
         out.problem = f"the CIF could not be read ({type(exc).__name__}: {str(exc)[:120]})"

@@ -52,8 +52,9 @@ class CampaignRequest(BaseModel):
     max_iterations: int = Field(default=2, ge=1, le=20, description="Ideation loops.")
     max_evaluations: int = Field(default=20, ge=1, le=2000,
                                  description="Candidate MLIP relaxations.")
-    max_llm_calls: int = Field(default=200, ge=0, description="LLM calls over all roles.")
-    budget_usd: float = Field(default=5.0, ge=0, description="Spend limit, USD.")
+    max_llm_calls: int = Field(default=200, ge=1, description="LLM calls over all roles.")
+    budget_usd: float = Field(default=5.0, gt=0, allow_inf_nan=False,
+                              description="Spend limit, USD.")
     max_wall_time_s: float = Field(default=3600.0, gt=0, le=7 * 86400,
                                    description="Wall-time limit, seconds.")
     require_approval: bool = Field(default=False, description="Ask before running each plan.")

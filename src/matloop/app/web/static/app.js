@@ -402,7 +402,11 @@ function openRun(id) {
   refreshRun();
   const source = new EventSource(`/api/campaigns/${encodeURIComponent(id)}/events`);
   current.source = source;
-  source.addEventListener("log", (e) => { addEvent(JSON.parse(e.data)); scheduleRefresh(); });
+  source.addEventListener("log", (e) => {
+    const ev = JSON.parse(e.data);
+    addEvent(ev);
+    if (ev.type !== "progress") scheduleRefresh();
+  });
   source.addEventListener("status", () => scheduleRefresh());
   source.addEventListener("end", () => { source.close(); scheduleRefresh(); });
   source.onerror = () => { if (source.readyState === EventSource.CLOSED) scheduleRefresh(); };
@@ -422,12 +426,25 @@ function describeEvent(ev) {
     case "plan_approval": return `  plan ${ev.approved ? "approved" : "rejected"} by ${ev.by}${ev.edited ? " (edited)" : ""}${ev.feedback ? `: ${ev.feedback}` : ""}`;
     case "approval_requested": return "  waiting for plan approval";
     case "budget": return `  budget: ${ev.exhausted || ev.note}`;
+    case "query_problem": return `  assumed: ${ev.assumption} (${ev.message})`;
     case "node_end": return null;
     default: return `${ev.type}${ev.status ? `: ${ev.status}` : ""}${ev.error ? `: ${ev.error}` : ""}`;
   }
 }
 
+// Progress inside a tool call (one line per tool and stage, updated in place).
+function showProgress(ev) {
+  const key = `${ev.tool}|${ev.stage}`;
+  const text = `  ${ev.tool}: ${ev.stage} ${ev.done}/${ev.total}`;
+  const line = [...$("#events").children].find((li) => li.dataset.progress === key);
+  if (line) { line.textContent = `${ev.time_utc?.slice(11, 19) ?? ""} ${text}`; return; }
+  $("#events").append(h("li", { "data-type": "progress", "data-progress": key }, `${ev.time_utc?.slice(11, 19) ?? ""} ${text}`));
+  $("#events").scrollTop = $("#events").scrollHeight;
+}
+
 function addEvent(ev) {
+  if (ev.type === "progress") { showProgress(ev); return; }
+  for (const li of $("#events").querySelectorAll("li[data-progress]")) delete li.dataset.progress;
   const text = describeEvent(ev);
   if (text === null) return;
   $("#events").append(h("li", { "data-type": ev.type }, `${ev.time_utc?.slice(11, 19) ?? ""} ${text}`));
