@@ -126,7 +126,8 @@ def test_tool_separates_database_and_surrogate_values(saved, isolated_data_dir) 
     assert out["database_value"]["value"] == 6.1 and "value" not in out
     assert "no surrogate model" in out["note"]
     unknown = json.loads(t.invoke({"property": "density", "formula": "ZnO"}))
-    assert unknown["status"] == "no_model" and unknown["database_value"] is None
+    assert unknown["status"] == "no_model" and unknown.get("database_value") is None
+    assert "has no density for ZnO" in unknown["database_note"]
     both = json.loads(t.invoke({"property": "band_gap", "formula": "GaN"}))
     assert both["source"].startswith("surrogate:band_gap_default")
     assert both["database_value"]["source"] == "materials_project"
