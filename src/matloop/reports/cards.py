@@ -11,6 +11,7 @@ the cell faces repeated on the opposite faces so a cubic perovskite looks like o
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +189,7 @@ def structure_key(candidate: CandidateResult) -> tuple[str, str | None, float]:
 def report_cards(candidates: list[CandidateResult], run_dir: Path, *, top: int = 5,
                  use_robocrys: bool = True, robocrys_timeout_s: float = 60.0,
                  prototypes: bool = True, prototype_timeout_s: float = 20.0,
-                 previous: list[ReportCard] | None = None,
+                 previous: list[ReportCard] | None = None, robocrys_total_s: float = 60.0,
                  ) -> tuple[list[ReportCard], list[str]]:
     """Cards of the ``top`` best evaluated candidates (one per distinct structure).
 
@@ -197,6 +198,7 @@ def report_cards(candidates: list[CandidateResult], run_dir: Path, *, top: int =
     """
     known = {c.candidate_id: c for c in previous or []}
     cards, notes, seen = [], [], set()
+    started = time.perf_counter()
     for c in candidates:
         if len(cards) >= top:
             break
@@ -207,8 +209,11 @@ def report_cards(candidates: list[CandidateResult], run_dir: Path, *, top: int =
             continue
         seen.add(key)
         try:
+            # robocrys shares one time budget over all cards (its first call imports for
+            # tens of seconds): later cards get what is left, then the pymatgen description
+            left_s = max(robocrys_total_s - (time.perf_counter() - started), 1.0)
             cards.append(card_for(c, run_dir, use_robocrys=use_robocrys,
-                                  robocrys_timeout_s=robocrys_timeout_s,
+                                  robocrys_timeout_s=min(robocrys_timeout_s, left_s),
                                   prototypes=prototypes,
                                   prototype_timeout_s=prototype_timeout_s,
                                   previous=known.get(c.id)))
