@@ -69,7 +69,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from evals.common import REPO, RESULTS, PeakMemory, cache_entries, write_json
+from evals.common import REPO, RESULTS, PeakMemory, cache_entries, parse_subset, write_json
 from evals.rediscovery import System, _how, run_campaign_approach
 
 SYSTEMS_FILE = REPO / "evals" / "data" / "made_systems.json"
@@ -442,10 +442,8 @@ def main(argv: list[str] | None = None) -> int:
         _table(result)
         print(f"wrote {write_json('made', result, args.out)}")
         return 0
-    approaches = tuple(a.strip() for a in args.approaches.split(","))
-    if unknown := set(approaches) - set(APPROACHES):
-        print(f"unknown approaches {sorted(unknown)}; valid: {', '.join(APPROACHES)}",
-              file=sys.stderr)
+    approaches = parse_subset(args.approaches, APPROACHES)
+    if approaches is None:
         return 2
     systems = ["-".join(sorted(s.strip().split("-"))) for s in args.systems.split(",")]
     if bad := [s for s in systems if len(s.split("-")) < 2]:
