@@ -395,6 +395,7 @@ def merge(paths: list[Path]) -> dict[str, Any]:
     add_factors(per_system)
     settings = dict(parts[0]["settings"])
     settings["merged_from"] = [str(p) for p in paths]
+    settings["systems"] = list(per_system)
     settings["approaches"] = [a for a in APPROACHES if any(
         a in e["approaches"] for e in per_system.values())]
     return {"settings": settings, "per_system": per_system, "overall": overall(per_system),
