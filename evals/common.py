@@ -181,6 +181,17 @@ def load_mp_phases(data_dir: Path, systems: list[str]) -> list[Any]:
     return phases
 
 
+def parse_subset(text: str, valid: tuple[str, ...], *, what: str = "approaches",
+                 ) -> tuple[str, ...] | None:
+    """Comma-separated names from a command line, in the given order; None (having said which
+    are unknown) when some are not in ``valid``."""
+    names = tuple(a.strip() for a in text.split(","))
+    if unknown := set(names) - set(valid):
+        print(f"unknown {what} {sorted(unknown)}; valid: {', '.join(valid)}", file=sys.stderr)
+        return None
+    return names
+
+
 def parse_benchmark_args(parser: argparse.ArgumentParser,
                          argv: list[str] | None) -> argparse.Namespace | None:
     """Add ``--data`` and ``--out``, parse, and return None (having said why) when the shared

@@ -73,6 +73,7 @@ from evals.common import (
     load_mp_phases,
     mp_formation_energies,
     parse_benchmark_args,
+    parse_subset,
     write_json,
 )
 
@@ -579,10 +580,8 @@ def main(argv: list[str] | None = None) -> int:
         path = write_json(RESULT_NAMES[result["settings"]["mode"]], result, args.out)
         print(f"wrote {path}")
         return 0
-    approaches = tuple(a.strip() for a in args.approaches.split(","))
-    if unknown := set(approaches) - set(APPROACHES):
-        print(f"unknown approaches {sorted(unknown)}; valid: {', '.join(APPROACHES)}",
-              file=sys.stderr)
+    approaches = parse_subset(args.approaches, APPROACHES)
+    if approaches is None:
         return 2
     systems = load_systems(args.systems_file)
     if args.systems:

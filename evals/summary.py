@@ -178,6 +178,17 @@ def _application_queries(d: dict[str, Any]) -> str:
             f"vs {_pct(s['mean_in_window_share_without_window'])} without the window "
             f"({s['gap_queries']} gap questions); median {s['median_wall_s']} s per question")
 
+def _made(d: dict[str, Any]) -> str:
+    budget = _get(d, "settings", "budget_per_approach")
+    parts = []
+    for name, r in (d.get("overall") or {}).items():
+        af, ef = r.get("af_gt_found_mean"), r.get("ef_gt_found_mean")
+        parts.append(f"{name} {r.get('found', 0)}/{r.get('ground_truth', 0)} found, AF "
+                     f"{'n/a' if af is None else af}, EF {'n/a' if ef is None else ef}")
+    return (f"MADE protocol, budget {budget}, {len(d.get('per_system') or {})} systems: "
+            + "; ".join(parts)) if parts else "-"
+
+
 HEADLINES: dict[str, Callable[[dict[str, Any]], str]] = {
     "hull_labels": _hull, "mlip_accuracy": _mlip, "throughput": _throughput,
     "generation": _generation, "retrieval": _retrieval, "surrogates": _surrogates,
@@ -185,7 +196,7 @@ HEADLINES: dict[str, Callable[[dict[str, Any]], str]] = {
     "campaigns": _campaigns, "judge": _judge,
     "chat_intents": _chat_intents, "llm_server": _llm_server, "mp_references": _mp_references,
     "band_gap": _band_gap, "hardness": _hardness, "composition_prior": _composition_prior,
-    "application_queries": _application_queries,
+    "application_queries": _application_queries, "made": _made,
 }
 
 
