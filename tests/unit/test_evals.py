@@ -215,7 +215,7 @@ def test_constraints_are_checked_on_every_claimed_candidate() -> None:
 def test_constraint_names_are_validated(tmp_path: Path) -> None:
     from evals.campaigns import check_constraint, load_queries
 
-    assert len(load_queries()) == 5
+    assert len(load_queries()) == 7  # five kinds of question and two application-only ones
     path = tmp_path / "q.json"
     path.write_text(json.dumps({"queries": [{"name": "x", "kind": "k", "query": "q",
                                              "constraints": {"colour": "blue"}}]}))
