@@ -36,7 +36,7 @@ $(STAMP): pyproject.toml constraints.txt | check-python
 install: $(STAMP)
 
 demo: $(DEMO_STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/matloop campaign "$(DEMO_QUERY)" --yes --max-evaluations 40 --max-iterations 2 --out $(DEMO_OUT)
+	HF_HUB_OFFLINE=1 $(BIN)/matloop campaign "$(DEMO_QUERY)" --yes --max-evaluations 20 --max-iterations 2 --max-atoms 10 --out $(DEMO_OUT)
 
 # Browser tests (report rendering, web app) drive Debian's Chromium; install it when we can
 # (root with apt), otherwise those tests skip and say why.

@@ -46,7 +46,10 @@ def resolve_inputs(step: PlanStep, outputs: dict[str, ToolRecord], tools: Toolbo
         if isinstance(value, list):
             flat: list[Any] = []
             for v in value:
-                r = resolve(v)
+                try:
+                    r = resolve(v)
+                except StepInputError:  # one of several sources skipped: use the others
+                    continue
                 flat.extend(r if isinstance(v, str) and v.startswith("$") else [r])
             return flat
         return value

@@ -145,15 +145,19 @@ class OfflinePlanner:
                             if targets != [None] else ""))
             if not gens:
                 continue
-            pred = step(purpose=f"relax {h.id}'s candidates and place them on the hull",
-                        tool=PREDICT_PROPERTIES, hypothesis_id=h.id, depends_on=gens,
-                        inputs={"structures": [f"${g}" for g in gens], "relax": True})
+            # one relaxation step per generation step: each tool call stays short, and a
+            # call that fails or times out loses only its own composition's results
+            preds = [step(purpose=f"relax {h.id}'s candidates of step {g} and place them on "
+                                  f"the hull", tool=PREDICT_PROPERTIES, hypothesis_id=h.id,
+                          depends_on=[g], inputs={"structures": [f"${g}"], "relax": True})
+                     for g in gens]
+            best = max(1, 3 // len(preds))
             for target in objective.property_targets:
                 if target.name == "bulk_modulus":
                     step(purpose=f"bulk modulus of {h.id}'s best stable candidates",
-                         tool=PREDICT_PROPERTIES, hypothesis_id=h.id, depends_on=[pred],
-                         inputs={"structures": f"${pred}:stable:3", "relax": True,
-                                 "bulk_modulus": True})
+                         tool=PREDICT_PROPERTIES, hypothesis_id=h.id, depends_on=preds,
+                         inputs={"structures": [f"${p}:stable:{best}" for p in preds],
+                                 "relax": True, "bulk_modulus": True})
                 elif target.name == "magnetic_moment":
                     if i == 0:
                         notes.append("magnetic_moment comes with the relaxation (the MLIP's "
@@ -161,9 +165,9 @@ class OfflinePlanner:
                 elif target.name not in ("e_above_hull", "formation_energy", "energy_per_atom"):
                     if target.name in property_models and PREDICT_PROPERTY in tools:
                         step(purpose=f"{target.name} of {h.id}'s stable candidates (surrogate)",
-                             tool=PREDICT_PROPERTY, hypothesis_id=h.id, depends_on=[pred],
+                             tool=PREDICT_PROPERTY, hypothesis_id=h.id, depends_on=preds,
                              inputs={"property": target.name,
-                                     "structures": f"${pred}:stable:10"})
+                                     "structures": [f"${p}:stable:10" for p in preds]})
                     elif i == 0:
                         notes.append(
                             f"no model for {target.name}: it will not be evaluated (train one "
@@ -180,7 +184,8 @@ class OfflinePlanner:
                        f"targeted properties. " + "; ".join(notes)).strip(),
             steps=steps, beyond_tools=list(BEYOND_TOOLS),
             expected_evaluations=min(budget, sum(shares)) + sum(
-                3 for s in steps if s.inputs.get("bulk_modulus")),
+                len(s.inputs["structures"]) * max(1, 3 // len(s.inputs["structures"]))
+                for s in steps if s.inputs.get("bulk_modulus")),
             author=AUTHOR)
 
 

@@ -210,9 +210,15 @@ def plan(state: CampaignState, services: RunServices) -> dict[str, Any]:
     """A plan for this iteration's approved hypotheses."""
     it = state.get("iteration", 0)
     feedback = state.get("feedback", []) if state.get("last_verdict") == "revise" else []
+    remaining = services.budget.remaining_evaluations(state.get("usage") or Usage())
+    if remaining is not None:
+        # spread the relaxations over the iterations left, so expansion has budget to learn
+        # from what this iteration finds (the last iteration gets whatever is left)
+        left = max(1, services.budget.max_iterations - it)
+        remaining = -(-remaining // left)
     new_plan = services.planner.make_plan(
         _objective(state), _current(state, "approved"),
-        remaining_evaluations=services.budget.remaining_evaluations(state.get("usage") or Usage()),
+        remaining_evaluations=remaining,
         tools=services.tools, property_models=services.property_models,
         seed=services.config.seed + 1000 * it, feedback=feedback)
     return {"plan": new_plan, "plan_cursor": 0}
