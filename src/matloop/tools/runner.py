@@ -5,6 +5,7 @@ here raises for a tool's failure."""
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -56,8 +57,17 @@ class ToolRunner:
                               status="error", duration_s=0.0, iteration=iteration,
                               summary=f"unknown tool {tool!r}; available: "
                                       f"{', '.join(sorted(self.tools))}")
-        pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-        future = pool.submit(spec.invoke, arguments)
+        # a daemon thread, not an executor: a call past its time limit must not keep the
+        # process alive after the campaign has ended (executor threads are joined at exit)
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def work() -> None:
+            try:
+                future.set_result(spec.invoke(arguments))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+                future.set_exception(exc)
+
+        threading.Thread(target=work, daemon=True, name=f"tool-{tool}").start()
         try:
             result = future.result(timeout=self.timeout_s)
             return ToolRecord(id=record_id, step_id=step_id, tool=tool, arguments=arguments,
@@ -74,8 +84,6 @@ class ToolRunner:
                               status="error", duration_s=time.perf_counter() - start,
                               iteration=iteration,
                               summary=f"{type(exc).__name__} in {tool}: {str(exc)[:200]}")
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
 
     def run_step(self, tool: str, arguments: dict[str, Any], *, step_id: str | None,
                  iteration: int, record_base: str) -> tuple[list[ToolRecord], ToolRecord]:
