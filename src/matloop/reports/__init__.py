@@ -87,6 +87,10 @@ def md_doi(doi: str | None) -> str:
     return f" [doi:{md_text(valid)}](https://doi.org/{quote(valid, safe='/:;')})"
 
 
+#: How the markdown table shows ``meets_objective`` (None: a target was not evaluated).
+MEETS_WORDS = {True: "yes", False: "no", None: "not evaluated"}
+
+
 def to_markdown(report: DiscoveryReport) -> str:
     """A readable Markdown rendering of the report.
 
@@ -148,7 +152,7 @@ def to_markdown(report: DiscoveryReport) -> str:
         lines.append(f"| {t(c.id)} | {t(c.formula)} | {t(c.spacegroup or '')} | {kind} | "
                      f"{t(c.method)} | {c.e_above_hull_ev_per_atom:+.3f} | "
                      f"{c.formation_energy_ev_per_atom:.3f} | {props} | "
-                     f"{novelty} | {c.meets_objective} |")
+                     f"{novelty} | {MEETS_WORDS[c.meets_objective]} |")
     failed = [c for c in report.candidates if c.status not in ("ok",)]
     if failed:
         lines += ["", f"{len(failed)} candidates have no result (" + t(", ".join(
