@@ -138,12 +138,14 @@ def test_chat_turn_streams_steps_tool_calls_tokens_and_answer(runs) -> None:
         tokens = "".join(d["text"] for k, d in stream if k == "token")
         assert tokens == "Na-Cl has NaCl and the elements (doi:10.9999/x)."
         answer = next(d for k, d in stream if k == "answer")
-        assert answer["text"] == tokens and kinds[-1] == "done"
+        # the final answer names the tools that answered this turn
+        assert answer["text"] == tokens + "\n\nSources: lookup_known_phases (tool calls of " \
+            "this turn)." and kinds[-1] == "done"
         assert kinds.index("tool_start") < kinds.index("tool_end") < kinds.index("answer")
         # The conversation is read back from its checkpoint (the page does it on load).
         turns = client.get("/api/chat/c1").json()
         assert [(t["role"], t["text"]) for t in turns] == [("user", "phases in Na-Cl?"),
-                                                           ("assistant", tokens)]
+                                                           ("assistant", answer["text"])]
         assert client.get("/api/chat/never-used").json() == []
 
         # One turn at a time per conversation.
