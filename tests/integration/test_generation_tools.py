@@ -145,11 +145,12 @@ def test_sun_metrics_with_chgnet(tmp_path: Path, one_torch_thread: None) -> None
     metrics = sun_metrics(cands, engine)
     assert metrics.total == 3 and metrics.evaluated == 3
     by_formula = {r.formula: r for r in metrics.candidates}
-    # Rocksalt KF is in the starter library: relaxed, it is known (not novel) and on the hull
-    # of the MLIP-consistent references (starter library relaxed with CHGNet).
+    # Rocksalt KF is in the starter library: relaxed, it is known (not novel) and close to the
+    # hull of the shipped MP energies (MP2020 scale), within CHGNet's formation-energy error
+    # against MP (MAE 0.043 eV/atom, evals.mlip_accuracy).
     rocksalt = next(r for r in metrics.candidates if r.matched and "KF" in r.matched)
     assert not rocksalt.novel and rocksalt.status == "ok"
-    assert rocksalt.e_above_hull_ev_per_atom == pytest.approx(0.0, abs=0.02)
+    assert rocksalt.e_above_hull_ev_per_atom == pytest.approx(0.0, abs=0.05)
     assert rocksalt.stable and not rocksalt.sun
     assert "KF" in by_formula
     assert 0 <= metrics.sun_rate <= metrics.stable_rate <= 1
