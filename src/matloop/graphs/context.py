@@ -44,6 +44,25 @@ def new_campaign_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
+def check_role_models(value: dict[str, str]) -> dict[str, str]:
+    """Validator of per-role models: every key a role (shared by the run and web configs)."""
+    unknown = sorted(set(value) - set(ROLES))
+    if unknown:
+        raise ValueError(f"unknown role(s) {', '.join(unknown)}; roles: {', '.join(ROLES)}")
+    return value
+
+
+def check_max_tokens(value: dict[str, int]) -> dict[str, int]:
+    """Validator of per-role output limits: known roles, at least 16 tokens each."""
+    unknown = sorted(set(value) - set(DEFAULT_MAX_TOKENS))
+    if unknown:
+        raise ValueError(f"unknown role(s) {', '.join(unknown)} in llm_max_tokens; roles: "
+                         f"{', '.join(DEFAULT_MAX_TOKENS)}")
+    bad = sorted(k for k, v in value.items() if v < 16)
+    if bad:
+        raise ValueError(f"llm_max_tokens of {', '.join(bad)} must be at least 16")
+    return value
+
 class CampaignConfig(BaseModel):
     """Everything that defines a campaign run (saved as config.json, without credentials)."""
 
@@ -77,25 +96,8 @@ class CampaignConfig(BaseModel):
                                     "its offline policy for the rest of the run (the report "
                                     "says so).")
 
-    @field_validator("role_models")
-    @classmethod
-    def _known_roles(cls, value: dict[str, str]) -> dict[str, str]:
-        unknown = sorted(set(value) - set(ROLES))
-        if unknown:
-            raise ValueError(f"unknown role(s) {', '.join(unknown)}; roles: {', '.join(ROLES)}")
-        return value
-
-    @field_validator("llm_max_tokens")
-    @classmethod
-    def _known_limits(cls, value: dict[str, int]) -> dict[str, int]:
-        unknown = sorted(set(value) - set(DEFAULT_MAX_TOKENS))
-        if unknown:
-            raise ValueError(f"unknown role(s) {', '.join(unknown)} in llm_max_tokens; roles: "
-                             f"{', '.join(DEFAULT_MAX_TOKENS)}")
-        bad = sorted(k for k, v in value.items() if v < 16)
-        if bad:
-            raise ValueError(f"llm_max_tokens of {', '.join(bad)} must be at least 16")
-        return value
+    _known_roles = field_validator("role_models")(check_role_models)
+    _known_limits = field_validator("llm_max_tokens")(check_max_tokens)
     @field_validator("query")
     @classmethod
     def _no_credentials(cls, value: str) -> str:

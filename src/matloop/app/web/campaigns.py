@@ -28,9 +28,9 @@ from matloop.app.web.runs import (
 from matloop.config import Settings
 from matloop.errors import MatloopError
 from matloop.graphs.context import (
-    DEFAULT_MAX_TOKENS,
-    ROLES,
     CampaignConfig,
+    check_max_tokens,
+    check_role_models,
     new_campaign_id,
 )
 from matloop.runtime import Budget, EventLog, strip_url_credentials
@@ -82,22 +82,8 @@ class CampaignRequest(BaseModel):
             raise ValueError('empty query: ask a question, e.g. "stable Ba-Ti-O oxides"')
         return value.strip()
 
-    @field_validator("role_models")
-    @classmethod
-    def _known_roles(cls, value: dict[str, str]) -> dict[str, str]:
-        unknown = sorted(set(value) - set(ROLES))
-        if unknown:
-            raise ValueError(f"unknown roles {unknown}; roles: {', '.join(ROLES)}")
-        return value
-
-    @field_validator("llm_max_tokens")
-    @classmethod
-    def _known_limits(cls, value: dict[str, int]) -> dict[str, int]:
-        unknown = sorted(set(value) - set(DEFAULT_MAX_TOKENS))
-        if unknown or any(v < 16 for v in value.values()):
-            raise ValueError(f"llm_max_tokens takes roles {', '.join(DEFAULT_MAX_TOKENS)} "
-                             f"with at least 16 tokens each")
-        return value
+    _known_roles = field_validator("role_models")(check_role_models)
+    _known_limits = field_validator("llm_max_tokens")(check_max_tokens)
 
     @field_validator("mlip")
     @classmethod
