@@ -21,7 +21,6 @@ Every number carries its source in :class:`CompositionOption.provenance`.
 
 from __future__ import annotations
 
-import gzip
 import itertools
 import json
 import math
@@ -146,23 +145,9 @@ def structure_stoichiometries() -> frozenset[str]:
     data = resources.files("matloop.data")
     for entry in json.loads(data.joinpath("starter_library.json").read_text()):
         found.add(Composition(entry["formula"]).anonymized_formula)
-    import importlib.util
-    from pathlib import Path
+    from matloop.generation.aflow import aflow_library
 
-    spec = importlib.util.find_spec("pymatgen")
-    for root in list(spec.submodule_search_locations or []) if spec else []:
-        path = Path(root) / "analysis" / "prototypes" / "aflow_prototypes.json.gz"
-        if not path.exists():
-            continue
-        with gzip.open(path, "rt", encoding="utf-8") as handle:
-            for item in json.load(handle):
-                counts: dict[str, float] = {}
-                for site in (item.get("snl") or {}).get("sites") or []:
-                    for sp in site.get("species", []):
-                        counts[sp["element"]] = counts.get(sp["element"], 0) + sp.get("occu", 1)
-                if counts:
-                    found.add(Composition(counts).anonymized_formula)
-        break
+    found.update(p.anonymous for p in aflow_library())
     return frozenset(found)
 
 
