@@ -282,14 +282,18 @@ def execute(state: CampaignState, services: RunServices) -> dict[str, Any]:
     record_base = f"T{it}-{cursor:02d}"
     update: dict[str, Any] = {"plan_cursor": cursor + 1}
     outputs = state.get("step_outputs", {})
-    try:
-        arguments = resolve_inputs(step, outputs, services.tools)
-    except StepInputError as exc:
+
+    def skipped(why: str) -> dict[str, Any]:
         rec = ToolRecord(id=record_base, step_id=step.id, tool=step.tool, arguments=step.inputs,
-                         status="error", summary=str(exc), duration_s=0.0, iteration=it)
+                         status="error", summary=why, duration_s=0.0, iteration=it)
         services.events.tool_call(rec)
         services.spend(tool_calls=1)
         return {**update, "tool_records": [rec], "step_outputs": {step.id: rec}}
+
+    try:
+        arguments = resolve_inputs(step, outputs, services.tools)
+    except StepInputError as exc:
+        return skipped(str(exc))
     evaluations = 0
     if step.tool == PREDICT_PROPERTIES and isinstance(arguments.get("structures"), list):
         remaining = services.budget.remaining_evaluations(state.get("usage") or Usage())
@@ -298,6 +302,9 @@ def execute(state: CampaignState, services: RunServices) -> dict[str, Any]:
                                                  f"structures cut to the {remaining} "
                                                  f"evaluations left")
             arguments["structures"] = arguments["structures"][:remaining]
+            if not arguments["structures"]:
+                return skipped(f"{step.id}: no MLIP evaluations left in the budget; step "
+                               "skipped")
         evaluations = len(arguments["structures"])
     records, main = services.assistant.execute(step, arguments, runner=services.runner(),
                                                iteration=it, record_base=record_base)
