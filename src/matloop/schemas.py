@@ -32,6 +32,20 @@ PROPERTY_UNITS: dict[str, str] = {
 }
 
 
+#: Candidate property key of each target name (keys carry the unit).
+TARGET_PROPERTY_KEYS = {
+    "band_gap": "band_gap_ev",
+    "bulk_modulus": "bulk_modulus_gpa",
+    "formation_energy": "formation_energy_ev_per_atom",
+    "e_above_hull": "e_above_hull_ev_per_atom",
+    "energy_per_atom": "energy_per_atom_ev",
+    "magnetic_moment": "magnetic_moment_bohr_per_atom",
+    "shear_modulus": "shear_modulus_gpa",
+    "hardness": "vickers_hardness_gpa",
+    "density": "density_g_per_cm3",
+}
+
+
 class PropertyTarget(BaseModel):
     """A property the user wants, with its range and unit."""
 
@@ -54,6 +68,19 @@ class PropertyTarget(BaseModel):
             return value - self.max
         return 0.0
 
+    @property
+    def key(self) -> str:
+        """The candidate property (or field) that holds this target's value."""
+        return TARGET_PROPERTY_KEYS.get(self.name, self.name)
+
+    def scale(self) -> float:
+        """The unit a shortfall is counted in when targets are combined: the range's width,
+        or a quarter of a one-sided bound (at least 0.1), in the target's unit."""
+        if self.min is not None and self.max is not None and self.max > self.min:
+            return self.max - self.min
+        bound = self.min if self.min is not None else self.max
+        return max(abs(bound or 0.0) * 0.25, 0.1)
+
     def describe(self) -> str:
         """Human-readable range, e.g. 'band_gap 1.2-1.6 eV'."""
         if self.min is not None and self.max is not None:
@@ -69,10 +96,12 @@ class QueryProblem(BaseModel):
     """Part of a question that could not be read as asked; a campaign stops and asks about
     it, or (when the user accepts) goes on with the stated assumption and reports it."""
 
-    kind: Literal["unknown_element", "unsupported_element", "unparseable_constraint"] = Field(
+    kind: Literal["unknown_element", "unsupported_element", "unparseable_constraint",
+                  "no_system"] = Field(
         description="unknown_element: a symbol or name that is no chemical element; "
                     "unsupported_element: a real element matloop does not search (noble "
-                    "gases); unparseable_constraint: a condition that was not understood.")
+                    "gases); unparseable_constraint: a condition that was not understood; "
+                    "no_system: no chemical system satisfies every constraint together.")
     text: str = Field(description="The words of the query concerned.")
     message: str = Field(description="What is wrong, in one sentence.")
     assumption: str = Field(description="What the campaign does if it goes on anyway.")
@@ -239,6 +268,9 @@ class CandidateResult(BaseModel):
                                                      "(keys carry units, e.g. band_gap_ev).")
     property_sources: dict[str, str] = Field(default_factory=dict,
                                              description="Where each property came from.")
+    property_uncertainties: dict[str, float] = Field(
+        default_factory=dict, description="1-sigma of a property where its model gives one "
+        "(same key and unit as properties).")
     novelty: str | None = Field(default=None, description="new composition, known composition "
                                 "(structure not among the references checked) or known phase, "
                                 "with what it was checked against; judged on the relaxed "
@@ -248,6 +280,13 @@ class CandidateResult(BaseModel):
     objective_score: float | None = Field(default=None, description="Higher is better; see "
                                                                     "report methods.")
     meets_objective: bool | None = Field(default=None, description="Stable and every target met.")
+    pareto_rank: int | None = Field(default=None, description="Non-dominated front over the "
+                                    "hull distance and the distance to each property target "
+                                    "(1: Pareto-optimal among the run's candidates).")
+    target_probability: float | None = Field(
+        default=None, description="Probability that every property target is met, from each "
+        "value and its model's 1-sigma (Gaussian; a value without one counts as exact; an "
+        "unevaluated target gives None).")
     cif_path: str | None = Field(default=None, description="Relaxed CIF in the run directory.")
     tool_call_ids: list[str] = Field(default_factory=list,
                                      description="Tool records behind these numbers.")

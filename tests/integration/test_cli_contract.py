@@ -73,6 +73,19 @@ def test_unknown_element_stops_in_batch_without_yes(tmp_path: Path) -> None:
     assert not out.exists() or not any(out.iterdir())
 
 
+def test_constraints_no_system_satisfies_stop_in_batch_without_yes(tmp_path: Path) -> None:
+    """Phosphide and nitride together fit no photovoltaic system: the command line says
+    which constraint it would relax and stops before any work (exit 2) without --yes."""
+    out = tmp_path / "runs"
+    result = runner.invoke(app, ["campaign", "phosphide nitride solar absorbers",
+                                 "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    text = flat(result.output)
+    assert "no chemical system satisfies every constraint" in text
+    assert "at least one of N, P" in text and "--yes" in text
+    assert not out.exists() or not any(out.iterdir())
+
+
 def test_query_problems_raise_in_the_python_api(tmp_path: Path) -> None:
     import matloop
 

@@ -92,3 +92,27 @@ def test_open_questions_get_systems_on_the_right_side_of_the_gap(store, query, w
         assert statistics.median(gaps) >= 2.0
     else:
         assert statistics.median(gaps) <= 1.2
+
+
+def test_several_compound_classes_without_or_are_relaxed_to_alternatives(store) -> None:
+    """"phosphide nitride absorbers" requires P and N together: no photovoltaic system holds
+    both, so ideation relaxes exactly that (to either) and says so; the question is asked
+    before a campaign through ``system_problems``."""
+    from matloop.agents.ideation import widened_systems
+    from matloop.agents.scientist import OfflineScientist, system_problems
+
+    objective = parse_query("phosphide nitride solar absorbers")
+    assert {"N", "P"} <= set(objective.required_elements)
+    assert candidate_systems(objective, store) == []
+    options, relaxed = widened_systems(objective, store)
+    assert relaxed == ["the compound classes are alternatives: at least one of N, P instead "
+                       "of all of them"]
+    assert options and all({"N", "P"} & set(o.chemsys.split("-")) for o in options)
+    scientist = OfflineScientist(store=store)
+    assert scientist.systems(objective)
+    problem = scientist.assumption(objective)
+    assert problem is not None and problem.kind == "no_system"
+    assert "at least one of N, P" in problem.assumption
+    (asked,) = system_problems("phosphide nitride solar absorbers")
+    assert asked.kind == "no_system" and "Go on with these relaxed" in asked.question
+    assert system_problems("phosphide or nitride solar absorbers") == []

@@ -34,7 +34,7 @@ from pymatgen.core import Composition
 
 from matloop.agents.applications import Application, by_name
 from matloop.errors import MatloopError
-from matloop.schemas import Objective, PropertyTarget
+from matloop.schemas import Objective, PropertyTarget, QueryProblem
 
 ANIONS = ("O", "S", "Se", "Te", "N", "P", "As", "Sb", "F", "Cl", "Br", "I", "H", "C", "B", "Si",
           "Ge")
@@ -472,3 +472,60 @@ def _prescreen(pooled: list[tuple[str, str]], objective: Objective) -> list[tupl
         i += len(fs)
     rank = {s: k for k, (s, _) in enumerate(pooled)}
     return sorted(pooled, key=lambda sw: (-round(best.get(sw[0], 0.0), 2), rank[sw[0]]))
+
+
+def widened_systems(objective: Objective, store: Any, *, limit: int = 4,
+                    ) -> tuple[list[SystemOption], list[str]]:
+    """Systems for a question whose constraints together admit none: the constraints are
+    relaxed, fewest first and least essential first (a structure type asked for, several
+    compound classes read as alternatives, an "X or Y" element list, the application's
+    element pools), until a system fits.
+
+    Returns the options and what was relaxed (empty lists when nothing helps). Elements the
+    question names or excludes, and its property targets, are never relaxed.
+    """
+    steps: list[tuple[str, dict[str, Any]]] = []
+    hints = [n for n in objective.notes if n.startswith("structure hint: ")]
+    if hints:
+        asked = ", ".join(h.split(": ", 1)[1] for h in hints)
+        steps.append((f"the structure type asked for ({asked}) is not required",
+                      {"notes": [n for n in objective.notes if n not in hints]}))
+    classes = [a for n in objective.notes if n.startswith("class anions: ")
+               for a in n.split(": ", 1)[1].split(",") if a in objective.required_elements]
+    if len(classes) >= 2:
+        steps.append((f"the compound classes are alternatives: at least one of "
+                      f"{', '.join(classes)} instead of all of them",
+                      {"required_elements": [e for e in objective.required_elements
+                                             if e not in classes],
+                       "required_any_of": classes}))
+    if objective.required_any_of:
+        steps.append((f"at least one of {', '.join(objective.required_any_of)} is no longer "
+                      f"required", {"required_any_of": []}))
+    if objective.application:
+        steps.append((f"the {objective.application} element pools are replaced by the general "
+                      f"inorganic pools", {"application": ""}))
+    from itertools import combinations
+
+    for k in range(1, len(steps) + 1):  # the fewest relaxations that help, least essential first
+        for chosen in combinations(steps, k):
+            update: dict[str, Any] = {}
+            for _, change in chosen:
+                update.update(change)
+            options = candidate_systems(objective.model_copy(update=update), store, limit=limit)
+            if options:
+                return options, [what for what, _ in chosen]
+    return [], []
+
+
+def no_system_problem(objective: Objective, relaxed: list[str]) -> QueryProblem:
+    """The question to ask (or the assumption to record) when no chemical system satisfies
+    every constraint of ``objective`` and ``relaxed`` makes some fit."""
+    what = "; ".join(relaxed)
+    return QueryProblem(
+        kind="no_system", text=objective.query[:200],
+        message="no chemical system satisfies every constraint together "
+                f"({objective.interpretation})",
+        assumption=f"constraints relaxed so that systems fit: {what}",
+        question=f"No chemical system satisfies every constraint of the question. Go on with "
+                 f"these relaxed: {what}? Or rephrase (name a system such as Zn-Sn-P, or fewer "
+                 f"constraints).")

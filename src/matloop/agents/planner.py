@@ -33,6 +33,8 @@ BEYOND_TOOLS = [
     "atmosphere from the knowledge base), then phase identification by powder XRD",
 ]
 _METHODS = ("prototype", "aflow", "substitution", "random", "llm")
+#: Targets computed from the MLIP elastic tensor (one predict_properties step with elastic=True).
+ELASTIC_TARGETS = ("shear_modulus", "hardness")
 
 
 class PlanFeedback:
@@ -102,7 +104,8 @@ class OfflinePlanner:
         budget = remaining_evaluations if remaining_evaluations is not None else 30 * max(
             1, len(hypotheses))
         wants_bulk = any(t.name == "bulk_modulus" for t in objective.property_targets)
-        reserve = 3 * len(hypotheses) if wants_bulk else 0
+        wants_elastic = any(t.name in ELASTIC_TARGETS for t in objective.property_targets)
+        reserve = 3 * len(hypotheses) * (int(wants_bulk) + int(wants_elastic))
         shares = allocate(max(len(hypotheses), budget - reserve),
                           [h.priority for h in hypotheses], scale=fb.scale)
         notes: list[str] = []
@@ -152,8 +155,21 @@ class OfflinePlanner:
                           depends_on=[g], inputs={"structures": [f"${g}"], "relax": True})
                      for g in gens]
             best = max(1, 3 // len(preds))
+            elastic_done = False
             for target in objective.property_targets:
-                if target.name == "bulk_modulus":
+                if target.name in ELASTIC_TARGETS:
+                    if elastic_done:
+                        continue
+                    elastic_done = True
+                    step(purpose=f"elastic tensor (shear modulus, Vickers hardness) of {h.id}'s "
+                                 f"best stable candidates", tool=PREDICT_PROPERTIES,
+                         hypothesis_id=h.id, depends_on=preds,
+                         inputs={"structures": [f"${p}:stable:{best}" for p in preds],
+                                 "relax": True, "elastic": True})
+                elif target.name == "density":
+                    if i == 0:
+                        notes.append("density comes with the relaxation (the relaxed cell)")
+                elif target.name == "bulk_modulus":
                     step(purpose=f"bulk modulus of {h.id}'s best stable candidates",
                          tool=PREDICT_PROPERTIES, hypothesis_id=h.id, depends_on=preds,
                          inputs={"structures": [f"${p}:stable:{best}" for p in preds],
@@ -185,7 +201,7 @@ class OfflinePlanner:
             steps=steps, beyond_tools=list(BEYOND_TOOLS),
             expected_evaluations=min(budget, sum(shares)) + sum(
                 len(s.inputs["structures"]) * max(1, 3 // len(s.inputs["structures"]))
-                for s in steps if s.inputs.get("bulk_modulus")),
+                for s in steps if s.inputs.get("bulk_modulus") or s.inputs.get("elastic")),
             author=AUTHOR)
 
 

@@ -147,12 +147,13 @@ def unread_constraints(text: str, consumed: list[tuple[int, int]]) -> list[Query
         problems.append(QueryProblem(
             kind="unparseable_constraint", text=shown,
             message=f"the condition '{shown}' was not understood{extra}; matloop reads "
-                    "conditions on band gap (eV), bulk modulus (GPa), formation energy and "
+                    "conditions on band gap (eV), bulk and shear modulus and Vickers hardness "
+                    "(GPa), density (g/cm3), magnetic moment (μB/atom), formation energy and "
                     "energy above the hull (eV/atom)",
             assumption=f"the condition '{shown}' is ignored",
             question=f"The condition '{shown}' cannot be evaluated. Go on without it, or "
-                     "rephrase it as a band gap, bulk modulus, formation energy or hull "
-                     "condition?"))
+                     "rephrase it as a band gap, modulus, hardness, density, magnetic moment, "
+                     "formation energy or hull condition?"))
     return problems
 
 

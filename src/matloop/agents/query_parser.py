@@ -32,7 +32,8 @@ CLASS_ANIONS: dict[str, list[str]] = {
     "oxide": ["O"], "nitride": ["N"], "sulfide": ["S"], "sulphide": ["S"], "selenide": ["Se"],
     "telluride": ["Te"], "fluoride": ["F"], "chloride": ["Cl"], "bromide": ["Br"],
     "iodide": ["I"], "phosphide": ["P"], "carbide": ["C"], "boride": ["B"], "hydride": ["H"],
-    "arsenide": ["As"], "antimonide": ["Sb"],
+    "arsenide": ["As"], "antimonide": ["Sb"], "oxynitride": ["O", "N"],
+    "oxyfluoride": ["O", "F"], "oxysulfide": ["O", "S"], "oxyhalide": ["O"],
 }
 _ANY_OF: dict[str, list[str]] = {
     "halide": ["F", "Cl", "Br", "I"],
@@ -57,12 +58,17 @@ STRUCTURE_WORDS = {
 _PROPERTY_WORDS = [
     (r"band\s*-?\s*gaps?|bandgaps?|\bgaps?\b", "band_gap", "eV"),
     (r"bulk\s+modul(?:us|i)", "bulk_modulus", "GPa"),
+    (r"shear\s+modul(?:us|i)", "shear_modulus", "GPa"),
+    (r"(?:vickers\s+)?hardness", "hardness", "GPa"),
+    (r"\bdensity\b|\bdensities\b", "density", "g/cm3"),
+    (r"magnetic\s+moments?|magneti[sz]ation", "magnetic_moment", "bohr_per_atom"),
     (r"formation\s+energ(?:y|ies)", "formation_energy", "eV/atom"),
     (r"energ(?:y|ies)\s+above\s+(?:the\s+)?hull|e_above_hull|e[_ ]?hull", "e_above_hull",
      "eV/atom"),
 ]
 _NUM = r"(-?\d+(?:\.\d+)?)"
-_UNIT = r"\s*(ev/atom|mev/atom|ev|mev|gpa|mpa)?"
+_UNIT = (r"\s*(ev/atom|mev/atom|ev|mev|gpa|mpa|g/cm3|g/cm³|g\s*cm-3|μb/atom|µb/atom|"
+         r"mu_?b/atom|μb|µb|mu_?b|bohr(?:\s+magnetons?)?(?:\s+per\s+atom)?)?")
 
 
 
@@ -85,7 +91,13 @@ def _convert(value: float, unit: str | None, target_unit: str) -> float:
 
 #: Units each property's conditions may be written in (lower case, as matched).
 _UNITS_OF = {"eV": ("ev", "mev"), "eV/atom": ("ev/atom", "mev/atom", "ev", "mev"),
-             "GPa": ("gpa", "mpa")}
+             "GPa": ("gpa", "mpa"), "g/cm3": ("g/cm3", "g/cm³"),
+             "bohr_per_atom": ("μb/atom", "µb/atom", "mub/atom", "mu_b/atom", "μb", "µb", "mub",
+                               "mu_b", "bohr")}
+#: Families of targets: an explicit target of one member replaces an application's implied
+#: target of another ("hardness above 30 GPa" replaces "bulk modulus >= 200 GPa implied by
+#: hardness").
+_FAMILY = {"bulk_modulus": "mechanical", "shear_modulus": "mechanical", "hardness": "mechanical"}
 #: What follows a number when it is given in a unit of another quantity.
 _FOREIGN_UNIT = re.compile(r"\s*(k|°c|°f|c|kpa|pa|kbar|bar|s/cm|ms/cm|g/cm3|g/cm³|%|nm|å|v|"
                            r"w/mk|mah/g|wh/kg|t|hz|ghz|thz|atoms?|ev/atom|mev/atom|ev|mev|gpa|"
@@ -277,11 +289,20 @@ def parse_query(query: str, *, stability_threshold_ev_per_atom: float = 0.1,
         if _is_element(match.group(1)) and match.group(1) not in required:
             required.append(match.group(1))
     anion_options: list[str] = []
+    classes = _class_alternatives(lowered)
+    if classes and not any_of and not systems and not formulas:
+        options = [a for w in classes for a in CLASS_ANIONS[w] if a not in excluded]
+        any_of = (list(dict.fromkeys(options)), " or ".join(classes))
+        notes.append(f"'{any_of[1]}' read as: at least one of {', '.join(any_of[0])}")
+    class_required: list[str] = []
     for word, anions in CLASS_ANIONS.items():
+        if word in classes:
+            continue
         if re.search(rf"\b{word}s?\b", lowered) and not systems and not formulas:
             for a in anions:
                 if a not in required:
                     required.append(a)
+                    class_required.append(a)
     for word, anions in _ANY_OF.items():
         if re.search(rf"\b{word}s?\b", lowered):
             anion_options = [a for a in anions if a not in excluded]
@@ -295,7 +316,8 @@ def parse_query(query: str, *, stability_threshold_ev_per_atom: float = 0.1,
     if found is not None:
         application = found.name
         for implied in found.targets:
-            if all(t.name != implied.name for t in targets):
+            family = _FAMILY.get(implied.name, implied.name)
+            if all(_FAMILY.get(t.name, t.name) != family for t in targets):
                 targets.append(implied)
                 notes.append(f"{implied.describe()} {implied.source_text}")
 
@@ -341,6 +363,8 @@ def parse_query(query: str, *, stability_threshold_ev_per_atom: float = 0.1,
     objective.notes += [f"structure hint: {h}" for h in structure_hints]
     if anion_options:
         objective.notes.append("anion options: " + ",".join(anion_options))
+    if class_required:
+        objective.notes.append("class anions: " + ",".join(class_required))
     return with_problems(objective, problems + find_problems(text, consumed))
 
 
@@ -363,6 +387,18 @@ def with_problems(objective: Objective, problems: list[QueryProblem]) -> Objecti
 
 
 _ELEMENT_WORD = r"(?:[A-Z][a-z]?|[a-z]{3,})"
+
+
+def _class_alternatives(lowered: str) -> list[str]:
+    """Compound-class words given as alternatives: "phosphides or nitrides", "oxides,
+    sulfides and selenides" (materials of either class, not compounds of both)."""
+    words = "|".join(sorted(CLASS_ANIONS, key=len, reverse=True))
+    chain = re.search(rf"\b({words})s?((?:\s*(?:,|/|\bor\b|\band\b|\band/or\b|,\s*or\b|"
+                      rf",\s*and\b)\s*(?:{words})s?\b)+)", lowered)
+    if not chain:
+        return []
+    found = [chain.group(1)] + re.findall(rf"\b({words})s?\b", chain.group(2))
+    return list(dict.fromkeys(found)) if len(set(found)) >= 2 else []
 
 
 def _one_of(text: str, excluded: list[str]) -> tuple[list[str], str] | None:

@@ -52,7 +52,8 @@ LIMITATIONS = [
 
 
 def rank(candidates: list[CandidateResult]) -> list[CandidateResult]:
-    """Best first: meets the objective, then objective score, then hull distance.
+    """Best first: meets the objective, then Pareto front (hull distance and distance to each
+    property target), then objective score, then hull distance.
 
     A flagged candidate (e.g. far below the MP hull, a likely MLIP error) never wins on its
     suspicious energy: it comes after the unflagged candidates that meet the objective as well
@@ -62,6 +63,7 @@ def rank(candidates: list[CandidateResult]) -> list[CandidateResult]:
         usable = c.status == "ok" and c.e_above_hull_ev_per_atom is not None
         e_hull = c.e_above_hull_ev_per_atom if c.e_above_hull_ev_per_atom is not None else 1e9
         return (not usable, c.meets_objective is not True, bool(c.flags),
+                c.pareto_rank if c.pareto_rank is not None else 10**6,
                 -(c.objective_score if c.objective_score is not None else -1e9),
                 max(e_hull, 0.0) if c.flags else e_hull, c.id)
     return sorted(candidates, key=key)

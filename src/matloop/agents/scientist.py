@@ -8,6 +8,7 @@ dropped and noted and evidence ids checked against what the run retrieved.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -16,12 +17,24 @@ from pydantic import BaseModel, Field
 
 from matloop import prompts
 from matloop.agents.base import OFFLINE, candidate_table, evidence_block, hypothesis_lines
-from matloop.agents.ideation import CompositionOption, SystemOption, candidate_systems
+from matloop.agents.ideation import (
+    CompositionOption,
+    SystemOption,
+    candidate_systems,
+    no_system_problem,
+    widened_systems,
+)
 from matloop.agents.llm import LLMClient
 from matloop.agents.query_parser import parse_query, structure_hints
 from matloop.errors import MatloopError
 from matloop.materials.references import parse_composition
-from matloop.schemas import CandidateResult, ExpansionDecision, Hypothesis, Objective
+from matloop.schemas import (
+    CandidateResult,
+    ExpansionDecision,
+    Hypothesis,
+    Objective,
+    QueryProblem,
+)
 
 AUTHOR = OFFLINE
 
@@ -71,6 +84,12 @@ def arms_of(candidates: list[CandidateResult], threshold: float) -> dict[str, Ar
     return arms
 
 
+#: Ranked systems per (objective, reference store, held-out compositions, limit), shared by
+#: the scientists of one process: the command line's check before a campaign and the
+#: campaign's own ideation rank the same question once.
+_SHARED_OPTIONS: dict[tuple[Any, ...], tuple[list[SystemOption], QueryProblem | None]] = {}
+
+
 class OfflineScientist:
     """Interprets the query, proposes hypotheses and learns from the results.
 
@@ -91,6 +110,7 @@ class OfflineScientist:
         self.systems_per_iteration = systems_per_iteration
         self.per_hypothesis = compositions_per_hypothesis
         self._options: dict[str, list[SystemOption]] = {}
+        self._widened: dict[str, QueryProblem] = {}
 
     def interpret(self, query: str) -> Objective:
         """Read the query (see :func:`matloop.agents.query_parser.parse_query`)."""
@@ -106,9 +126,30 @@ class OfflineScientist:
                 from matloop.materials.references import ReferenceStore
 
                 self.store = ReferenceStore.from_settings()
-            self._options[key] = candidate_systems(
-                objective, self.store, limit=2 * self.systems_per_iteration + 2)
+            limit = 2 * self.systems_per_iteration + 2
+            shared = (key, str(getattr(self.store, "path", id(self.store))),
+                      tuple(sorted(self.store.held_out())) if hasattr(self.store, "held_out")
+                      else (), limit)
+            if shared not in _SHARED_OPTIONS:
+                options = candidate_systems(objective, self.store, limit=limit)
+                widened = None
+                if not options:
+                    options, relaxed = widened_systems(objective, self.store, limit=limit)
+                    widened = no_system_problem(objective, relaxed) if options else None
+                _SHARED_OPTIONS[shared] = (options, widened)
+                while len(_SHARED_OPTIONS) > 32:
+                    del _SHARED_OPTIONS[next(iter(_SHARED_OPTIONS))]
+            options, widened = _SHARED_OPTIONS[shared]
+            if widened is not None:
+                self._widened[key] = widened
+            self._options[key] = copy.deepcopy(options)
         return self._options[key]
+
+    def assumption(self, objective: Objective) -> QueryProblem | None:
+        """The constraint relaxed because no system satisfied them all, if any (see
+        :func:`matloop.agents.ideation.widened_systems`)."""
+        self.systems(objective)
+        return self._widened.get(objective.model_dump_json())
 
     def _hypothesis(self, n: int, iteration: int, objective: Objective, system: str,
                     options: list[CompositionOption], *, why: str, methods: list[str],
@@ -349,3 +390,22 @@ def make_scientist(client: LLMClient | None, *, stability_threshold_ev_per_atom:
     return OfflineScientist(store=store,
                             stability_threshold_ev_per_atom=stability_threshold_ev_per_atom,
                             max_atoms=max_atoms)
+
+
+def system_problems(query: str, *, max_atoms: int = 20) -> list[QueryProblem]:
+    """Before a campaign: whether any chemical system satisfies the question's constraints
+    together. One ``no_system`` problem when constraints must be relaxed (which ones), or
+    when none fits even then; empty otherwise."""
+    scientist = OfflineScientist(max_atoms=max_atoms)
+    objective = scientist.interpret(query)
+    if scientist.systems(objective):
+        widened = scientist.assumption(objective)
+        return [widened] if widened is not None else []
+    return [QueryProblem(
+        kind="no_system", text=query[:200],
+        message=f"no chemical system satisfies the question's constraints, even with the "
+                f"structure type, element alternatives and application pools relaxed "
+                f"({objective.interpretation})",
+        assumption="the campaign stops without candidates and says why",
+        question="No chemical system fits the question. Go on anyway (nothing will be "
+                 "evaluated), or rephrase it (name a system such as Li-Fe-O, or an element)?")]

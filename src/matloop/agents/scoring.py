@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from matloop.schemas import CandidateResult, Objective, PropertyTarget
+import math
+
+from matloop.schemas import TARGET_PROPERTY_KEYS, CandidateResult, Objective, PropertyTarget
 
 #: Candidate property keys for each target name (values carry the unit in the key).
-PROPERTY_KEYS = {
-    "band_gap": "band_gap_ev",
-    "bulk_modulus": "bulk_modulus_gpa",
-    "formation_energy": "formation_energy_ev_per_atom",
-    "e_above_hull": "e_above_hull_ev_per_atom",
-    "energy_per_atom": "energy_per_atom_ev",
-    "magnetic_moment": "magnetic_moment_bohr_per_atom",
-}
+PROPERTY_KEYS = TARGET_PROPERTY_KEYS
 
 
 def target_value(candidate: CandidateResult, target: PropertyTarget) -> float | None:
@@ -25,10 +20,7 @@ def target_value(candidate: CandidateResult, target: PropertyTarget) -> float | 
 
 
 def _scale(target: PropertyTarget) -> float:
-    if target.min is not None and target.max is not None and target.max > target.min:
-        return target.max - target.min
-    bound = target.min if target.min is not None else target.max
-    return max(abs(bound or 0.0) * 0.25, 0.1)
+    return target.scale()
 
 
 def score(candidate: CandidateResult, objective: Objective) -> tuple[float | None, bool | None]:
@@ -62,3 +54,82 @@ def score(candidate: CandidateResult, objective: Objective) -> tuple[float | Non
     if meets and unknown:
         meets = None
     return round(total, 6), meets
+
+
+def _normal_cdf(x: float, mean: float, sigma: float) -> float:
+    return 0.5 * (1.0 + math.erf((x - mean) / (sigma * math.sqrt(2.0))))
+
+
+def target_probability(candidate: CandidateResult, objective: Objective) -> float | None:
+    """Probability that the candidate meets every property target, given its values' 1-sigma.
+
+    Each target's probability is the Gaussian mass of ``value ± sigma`` inside the target's
+    range (a value without an uncertainty counts as exact: 0 or 1); targets multiply, as their
+    models' errors are taken as independent. None when a target was not evaluated; 1.0 when
+    the objective has no property target.
+    """
+    p = 1.0
+    for target in objective.property_targets:
+        if target.name == "e_above_hull":
+            continue
+        value = target_value(candidate, target)
+        if value is None:
+            return None
+        sigma = candidate.property_uncertainties.get(PROPERTY_KEYS.get(target.name, target.name))
+        if not sigma or sigma <= 0:
+            p *= float(target.contains(value))
+            continue
+        upper = _normal_cdf(target.max, value, sigma) if target.max is not None else 1.0
+        lower = _normal_cdf(target.min, value, sigma) if target.min is not None else 0.0
+        p *= max(upper - lower, 0.0)
+    return round(p, 4)
+
+
+def objective_distances(candidate: CandidateResult, objective: Objective,
+                        targets: list[PropertyTarget]) -> tuple[float, ...] | None:
+    """(hull distance, each target's shortfall in units of its scale): all to be minimised.
+
+    An unevaluated target counts as infinitely far; None for a candidate without a usable
+    energy.
+    """
+    if candidate.status != "ok" or candidate.e_above_hull_ev_per_atom is None:
+        return None
+    out = [max(candidate.e_above_hull_ev_per_atom, 0.0)]
+    for target in targets:
+        value = target_value(candidate, target)
+        out.append(math.inf if value is None else target.distance(value) / _scale(target))
+    return tuple(out)
+
+
+def evaluated_targets(candidates: list[CandidateResult],
+                      objective: Objective) -> list[PropertyTarget]:
+    """The property targets at least one candidate has a value for (the Pareto axes)."""
+    return [t for t in objective.property_targets if t.name != "e_above_hull"
+            and any(target_value(c, t) is not None for c in candidates)]
+
+
+def pareto_ranks(candidates: list[CandidateResult], objective: Objective) -> dict[str, int]:
+    """Non-dominated sorting over hull distance and each evaluated target's shortfall.
+
+    Rank 1 is the Pareto front: no other candidate is at least as good on every axis and
+    better on one. Rank k+1 is the front once ranks 1..k are removed. Candidates without a
+    usable energy get no rank.
+    """
+    targets = evaluated_targets(candidates, objective)
+    points = {c.id: d for c in candidates
+              if (d := objective_distances(c, objective, targets)) is not None}
+
+    def dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+        return all(x <= y for x, y in zip(a, b, strict=True)) and a != b
+
+    ranks: dict[str, int] = {}
+    left = dict(points)
+    front = 1
+    while left:
+        layer = [i for i, p in left.items()
+                 if not any(dominates(q, p) for j, q in left.items() if j != i)]
+        for i in layer:
+            ranks[i] = front
+            del left[i]
+        front += 1
+    return ranks

@@ -147,10 +147,11 @@ def _settle_problems(query: str, yes: bool) -> tuple[str, bool]:
     """The question to run and whether its assumptions were accepted: asks on a terminal,
     goes on with ``--yes``, fails (exit 2, with the question) otherwise."""
     from matloop.agents.query_parser import query_problems
+    from matloop.agents.scientist import system_problems
     from matloop.app.inputs import QueryProblemsError, check_query
     from matloop.runtime import scrub_text
 
-    problems = query_problems(query)
+    problems = query_problems(query) or system_problems(query)
     while problems:
         for p in problems:
             console.print(f"[yellow]problem:[/] {escape(p.message)}", soft_wrap=True)
@@ -172,7 +173,7 @@ def _settle_problems(query: str, yes: bool) -> tuple[str, bool]:
             raise MatloopError("stopped: the question was not changed",
                                hint="ask again with a question matloop can read")
         query = scrub_text(check_query(new))
-        problems = query_problems(query)
+        problems = query_problems(query) or system_problems(query)
     return query, False
 
 

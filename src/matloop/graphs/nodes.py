@@ -20,7 +20,7 @@ from matloop.agents.assistant import StepInputError, resolve_inputs
 from matloop.agents.llm import LLMCallError
 from matloop.agents.query_parser import query_problems, with_problems
 from matloop.agents.reporter import FALLBACK_NOTE, OfflineReporter
-from matloop.agents.scoring import score
+from matloop.agents.scoring import pareto_ranks, score, target_probability
 from matloop.errors import MatloopError
 from matloop.graphs.context import CampaignContext, RunServices, services_for
 from matloop.graphs.state import CampaignState
@@ -166,6 +166,12 @@ def ideate(state: CampaignState, services: RunServices) -> dict[str, Any]:
         evidence=[e.model_dump() for e in state.get("evidence", [])], feedback=feedback)
     update: dict[str, Any] = {"hypotheses": new}
     it = state.get("iteration", 0)
+    assumption = getattr(services.scientist, "assumption", None)
+    widened = assumption(_objective(state)) if assumption is not None and it == 0 else None
+    if widened is not None and new:
+        update["objective"] = with_problems(_objective(state), [widened])
+        services.events.write("query_problem", problem=widened.kind, message=widened.message,
+                              assumption=widened.assumption)
     if not new and not feedback:
         if it == 0:
             objective = _objective(state)
@@ -331,7 +337,11 @@ def expand(state: CampaignState, services: RunServices) -> dict[str, Any]:
     rescored: list[CandidateResult] = []
     for c in state.get("candidates", []):
         s, meets = score(c, objective)
-        rescored.append(c.model_copy(update={"objective_score": s, "meets_objective": meets}))
+        rescored.append(c.model_copy(update={
+            "objective_score": s, "meets_objective": meets,
+            "target_probability": target_probability(c, objective) if s is not None else None}))
+    fronts = pareto_ranks(rescored, objective)
+    rescored = [c.model_copy(update={"pareto_rank": fronts.get(c.id)}) for c in rescored]
     scores_before = [h.best_score for h in state.get("history", []) if h.best_score is not None]
     hypotheses = list(state.get("hypotheses", []))
     decision = services.scientist.review_results(

@@ -59,6 +59,16 @@ class Prediction(BaseModel):
     reference_set: str | None = Field(default=None, description="What the hull was built "
                                       "from (reference phases and their sources).")
     bulk_modulus_gpa: float | None = Field(default=None, description="Birch-Murnaghan B0, GPa.")
+    shear_modulus_gpa: float | None = Field(default=None, description="Shear modulus (Voigt-"
+                                            "Reuss-Hill) from the elastic tensor, GPa.")
+    vickers_hardness_gpa: float | None = Field(default=None, description="Vickers hardness from "
+                                               "the elastic moduli (hardness_model), GPa.")
+    hardness_model: str | None = Field(default=None, description="B/G model of the hardness.")
+    elastic_mlip: str | None = Field(default=None, description="MLIP of the elastic tensor.")
+    elastic_notes: list[str] = Field(default_factory=list, description="Caveats of the elastic "
+                                     "tensor (fit quality, Born stability), or why it failed.")
+    density_g_per_cm3: float | None = Field(default=None, description="Density of the final "
+                                            "cell, g/cm^3.")
     magmoms_bohr: list[float] | None = Field(default=None, description="Site moments, μB.")
     relaxed: bool = Field(description="Whether the structure was relaxed.")
     relax_steps: int | None = Field(default=None, description="Optimiser steps taken.")
@@ -155,6 +165,25 @@ class MaterialsEngine:
         spec = self.evaluator.spec
         return f"{spec.name} {spec.model} ({spec.package} {self.evaluator.mlip_version})"
 
+    def elastic_evaluator(self) -> Evaluator:
+        """The MLIP for elastic constants: :data:`~matloop.materials.elastic.RECOMMENDED_MLIP`
+        when it is installed (universal MLIPs are soft in shear, SevenNet-0 least of those
+        measured in ``evals/hardness.py``), else the engine's own; built once."""
+        from matloop.materials.elastic import RECOMMENDED_MLIP
+
+        if self.evaluator.spec.name == RECOMMENDED_MLIP:
+            return self.evaluator
+        if getattr(self, "_elastic_evaluator", None) is None:
+            try:
+                self._elastic_evaluator = Evaluator(RECOMMENDED_MLIP, cache=self.cache,
+                                                    settings=self.settings)
+            except (ValueError, MatloopError):
+                self._elastic_evaluator = self.evaluator
+        return self._elastic_evaluator
+
+    def _elastic(self, pred: Prediction, final: Structure) -> None:
+        _elastic_into(pred, final, self.elastic_evaluator())
+
     # -- references --------------------------------------------------------------------------
     def mlip_references(self, elements: Sequence[str], *,
                         progress: ProgressCallback | None = None,
@@ -222,6 +251,7 @@ class MaterialsEngine:
         sources: Sequence[str] | None = None,
         relax: bool = True,
         bulk_modulus: bool = False,
+        elastic: bool = False,
         stability: bool = True,
         scale: str | None = None,
         trajectory: bool = False,
@@ -239,6 +269,9 @@ class MaterialsEngine:
             relax: Relax positions and cell first (the default, as on the command line);
                 False evaluates the input cell as given (``relaxed_cif`` stays None).
             bulk_modulus: Also fit an equation of state (``bulk_modulus_gpa``).
+            elastic: Also compute the finite-strain elastic tensor with
+                :meth:`elastic_evaluator` (``shear_modulus_gpa``, ``vickers_hardness_gpa``;
+                about 25 relaxations per structure, cached).
             stability: Place each result on the convex hull.
             scale: Hull energy scale, 'auto', 'mlip' or 'mp2020' (default: the settings').
             trajectory: Keep the relaxation frames (``Prediction.trajectory``); relaxations
@@ -337,13 +370,36 @@ class MaterialsEngine:
                     pred.flags += below_hull_flags(st)
                 except MatloopError as exc:
                     pred.stability_error = str(exc)
+            pred.density_g_per_cm3 = round(float(final.density), 4)
             if bulk_modulus:
                 bm = ev.bulk_modulus(final)
                 pred.bulk_modulus_gpa = bm.bulk_modulus_gpa
+            if elastic:
+                self._elastic(pred, final)
             predictions.append(pred)
             if progress:
                 progress("assessing", i + 1, len(structures))
         return predictions
+
+
+def _elastic_into(pred: Prediction, final: Structure, evaluator: Any) -> None:
+    """Shear modulus and hardness of ``final`` into ``pred`` (a failure becomes a note)."""
+    from matloop.materials.elastic import elastic_properties
+
+    label = f"{evaluator.spec.name} {evaluator.spec.model} ({evaluator.spec.package} " \
+            f"{evaluator.mlip_version})"
+    pred.elastic_mlip = label
+    try:
+        el = elastic_properties(final, evaluator)
+    except MatloopError as exc:
+        pred.elastic_notes = [f"no elastic tensor: {exc.message}"]
+        return
+    pred.shear_modulus_gpa = round(el.shear_modulus_vrh_gpa, 2)
+    pred.vickers_hardness_gpa = None if el.vickers_hardness_gpa is None else \
+        round(el.vickers_hardness_gpa, 2)
+    pred.hardness_model = el.hardness_model
+    pred.elastic_notes = list(el.notes) + ([] if el.mechanically_stable else
+                                           ["mechanically unstable (Born criterion)"])
 
 
 #: How far below the hull (eV/atom) a candidate may lie before it is flagged: beyond MLIP

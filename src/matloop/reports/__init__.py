@@ -139,20 +139,25 @@ def to_markdown(report: DiscoveryReport) -> str:
                          f"{p.e_above_hull_ev_per_atom:.3f} | {t(p.mp_id or '–')} | "
                          f"{t(p.source)} |")
     lines += ["", "## Candidates (best first)", ""]
-    lines += [f"![{name}](plots/{name}.svg)" for name in ("hull", "property", "progress")
-              if name in report.artifacts.get("plots", "")] + [""]
+    plot_files = [p.strip() for p in report.artifacts.get("plots", "").split(",") if p.strip()]
+    lines += [f"![{Path(f).stem}]({f})" for f in plot_files] + [""]
     lines += ["| id | formula | space group | structure type | method | E_hull (eV/atom) | "
-              "E_form (eV/atom) | properties | novelty | meets objective |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "E_form (eV/atom) | properties (± model 1-sigma) | novelty | meets objective | "
+              "P(targets met) | Pareto front |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     kinds = structure_types(report)
     for c in [c for c in report.candidates if c.status == "ok"][:25]:
-        props = ", ".join(f"{t(k)}={v:.3g}" for k, v in c.properties.items())
+        props = ", ".join(f"{t(k)}={v:.3g}" + (f"±{c.property_uncertainties[k]:.2g}"
+                                               if c.property_uncertainties.get(k) else "")
+                          for k, v in c.properties.items())
         novelty = t(c.novelty or "not assessed") + "".join(f"; **{t(f)}**" for f in c.flags)
         kind = t(kinds[c.id].describe()) if c.id in kinds else "–"
+        prob = "–" if c.target_probability is None else f"{c.target_probability:.2f}"
         lines.append(f"| {t(c.id)} | {t(c.formula)} | {t(c.spacegroup or '')} | {kind} | "
                      f"{t(c.method)} | {c.e_above_hull_ev_per_atom:+.3f} | "
                      f"{c.formation_energy_ev_per_atom:.3f} | {props} | "
-                     f"{novelty} | {MEETS_WORDS[c.meets_objective]} |")
+                     f"{novelty} | {MEETS_WORDS[c.meets_objective]} | {prob} | "
+                     f"{c.pareto_rank or '–'} |")
     failed = [c for c in report.candidates if c.status not in ("ok",)]
     if failed:
         lines += ["", f"{len(failed)} candidates have no result (" + t(", ".join(

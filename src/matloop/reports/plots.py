@@ -7,8 +7,10 @@ figures need no fonts and no network to show.
   reference phases against composition, each candidate joined to the hull energy at its
   composition, with the hull line; for five or more elements (beyond PDPlotter), the same
   against the ratio of the two least electronegative elements.
-* ``property``: the target property (or formation energy when none was evaluated) against the
-  energy above the hull, with the stability threshold.
+* ``property_<target>``: each evaluated target property against the energy above the hull, with
+  the model's 1-sigma as error bars, the target band, the stability threshold and the Pareto
+  front ringed (``property``: formation energy, when no target was evaluated).
+* ``pareto``: hull distance against the distance to the targets, the Pareto front joined.
 * ``progress``: best energy above the hull per iteration and over all iterations so far.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import io
 import math
+from typing import Any
 
 from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -30,7 +33,7 @@ from matloop.reports.figure_base import (
     fractions,
     hull_colour_scale,
 )
-from matloop.schemas import CandidateResult, DiscoveryReport
+from matloop.schemas import CandidateResult, DiscoveryReport, PropertyTarget
 
 #: Compositions labelled with their best candidate on a binary hull.
 BINARY_LABELS = 8
@@ -145,46 +148,63 @@ def hull_plot(report: DiscoveryReport) -> Plot | None:
                 f"the hull energy at its composition. Energy scale: {scale}.", svg)
 
 
-def _target(report: DiscoveryReport, cands: list[CandidateResult]):
+def _targets(report: DiscoveryReport, cands: list[CandidateResult],
+             ) -> list[tuple[PropertyTarget, str]]:
+    """(target, candidate property key) for every property target some candidate has."""
     if report.objective is None:
-        return None, None
+        return []
+    out = []
     for t in report.objective.property_targets:
         if t.name in ("e_above_hull", "formation_energy"):
             continue
-        for c in cands:
-            for key in c.properties:
-                if key.startswith(t.name):
-                    return t, key
-    return None, None
+        keys = [k for c in cands for k in c.properties
+                if k == t.key or (t.key == t.name and k.startswith(t.name))]
+        if keys:
+            out.append((t, keys[0]))
+    return out
 
 
-def property_plot(report: DiscoveryReport) -> Plot | None:
-    """Target property (or formation energy) against the energy above the hull."""
-    cands = _usable(report)
-    if not cands:
-        return None
-    target, key = _target(report, cands)
-    threshold = (report.objective.stability_threshold_ev_per_atom if report.objective
-                 else report.methods.get("stability_threshold_ev_per_atom", 0.1))
+def _threshold(report: DiscoveryReport) -> float:
+    return (report.objective.stability_threshold_ev_per_atom if report.objective
+            else report.methods.get("stability_threshold_ev_per_atom", 0.1))
+
+
+def _stability_band(ax: Any, rows: list[CandidateResult], threshold: float) -> None:
+    ax.axvspan(min(min(c.e_above_hull_ev_per_atom for c in rows), 0) - 0.01, threshold,
+               color="#c6f6d5", alpha=0.5, zorder=0, lw=0)
+    ax.axvline(threshold, color="#2f855a", ls="--", lw=1)
+    ax.text(threshold, 1.0, f" threshold {threshold:g} eV/atom",
+            transform=ax.get_xaxis_transform(), fontsize=7, color="#2f855a", va="top")
+
+
+def _one_property_plot(report: DiscoveryReport, cands: list[CandidateResult],
+                       target: PropertyTarget | None, key: str | None) -> Plot:
+    threshold = _threshold(report)
     with rc_context(STYLE):
         fig = Figure(figsize=(6.4, 3.8))
         ax = fig.add_subplot()
         rows = [c for c in cands if key is None or key in c.properties]
+        xs = [c.e_above_hull_ev_per_atom for c in rows]
         ys = [c.properties[key] if key else c.formation_energy_ev_per_atom for c in rows]
+        errs = [c.property_uncertainties.get(key, 0.0) if key else 0.0 for c in rows]
         colours = ["#2f855a" if c.meets_objective else "#718096" for c in rows]
-        ax.scatter([c.e_above_hull_ev_per_atom for c in rows], ys, c=colours, s=36,
-                   edgecolor="white", lw=0.5, zorder=3)
-        ax.axvspan(min(min(c.e_above_hull_ev_per_atom for c in rows), 0) - 0.01, threshold,
-                   color="#c6f6d5", alpha=0.5, zorder=0, lw=0)
-        ax.axvline(threshold, color="#2f855a", ls="--", lw=1)
-        ax.text(threshold, 1.0, f" threshold {threshold:g} eV/atom",
-                transform=ax.get_xaxis_transform(),
-                fontsize=7, color="#2f855a", va="top")
+        if any(errs):
+            ax.errorbar(xs, ys, yerr=errs, fmt="none", ecolor="#a0aec0", elinewidth=0.8,
+                        capsize=2, zorder=2)
+        ax.scatter(xs, ys, c=colours, s=36, edgecolor="white", lw=0.5, zorder=3)
+        front = [(x, y) for c, x, y in zip(rows, xs, ys, strict=True) if c.pareto_rank == 1]
+        if front and target is not None:
+            ax.scatter(*zip(*front, strict=True), s=90, facecolor="none", edgecolor="#1a202c",
+                       lw=1.0, zorder=4, label="Pareto front (stability, every target)")
+            ax.legend(frameon=False, fontsize=7, loc="lower right")
+        _stability_band(ax, rows, threshold)
         if target is not None:
-            if target.min is not None:
-                ax.axhline(target.min, color="#805ad5", ls=":", lw=1)
-            if target.max is not None:
-                ax.axhline(target.max, color="#805ad5", ls=":", lw=1)
+            lo = target.min if target.min is not None else ax.get_ylim()[0]
+            hi = target.max if target.max is not None else ax.get_ylim()[1]
+            ax.axhspan(lo, hi, color="#e9d8fd", alpha=0.5, zorder=0, lw=0)
+            for bound in (target.min, target.max):
+                if bound is not None:
+                    ax.axhline(bound, color="#805ad5", ls=":", lw=1)
         for formula, c in best_per_formula(rows).items():
             y = c.properties[key] if key else c.formation_energy_ev_per_atom
             ax.annotate(formula, (c.e_above_hull_ev_per_atom, y), xytext=(5, 3),
@@ -195,13 +215,93 @@ def property_plot(report: DiscoveryReport) -> Plot | None:
         ax.set_xlabel("energy above hull (eV/atom)")
         ax.set_ylabel(key or "formation energy (eV/atom)")
         svg = _svg(fig)
-    what = (f"{key} ({report.candidates[0].property_sources.get(key, 'surrogate')})"
-            if key else "formation energy: no target property was evaluated in this run")
-    return Plot("property", "Objective against stability",
+    if key is None:
+        what = "formation energy: no target property was evaluated in this run"
+    else:
+        source = next((c.property_sources[key] for c in rows if key in c.property_sources),
+                      "model")
+        what = (f"{key} ({source.split(' (')[0]}); error bars: the model's 1-sigma where it "
+                f"gives one")
+    band = f" The purple band is the target {target.describe()}." if target else ""
+    ring = (" Ringed: the Pareto front over stability and every property target."
+            if target is not None and any(c.pareto_rank == 1 for c in rows) else "")
+    name = "property" if target is None else f"property_{target.name}"
+    title = ("Objective against stability" if target is None
+             else f"{target.name} against stability")
+    return Plot(name, title,
                 f"{len(rows)} candidates; y axis: {what}. Green: meets the objective; the "
-                f"shaded band is within the stability threshold."
+                f"shaded band is within the stability threshold.{band}{ring}"
                 + (f" {len(far)} candidate(s) above {XMAX:g} eV/atom lie off the right edge."
                    if far else ""), svg)
+
+
+def property_plots(report: DiscoveryReport) -> list[Plot]:
+    """Each evaluated target property against the energy above the hull (formation energy
+    when no target was evaluated)."""
+    cands = _usable(report)
+    if not cands:
+        return []
+    targets = _targets(report, cands)
+    if not targets:
+        return [_one_property_plot(report, cands, None, None)]
+    return [_one_property_plot(report, cands, t, key) for t, key in targets]
+
+
+def pareto_plot(report: DiscoveryReport) -> Plot | None:
+    """Hull distance against the distance to the property targets, Pareto front joined.
+
+    One target: its shortfall in its unit. Several: the sum of each shortfall in units of the
+    target's scale (:meth:`PropertyTarget.scale`), as in the objective score.
+    """
+    cands = _usable(report)
+    targets = _targets(report, cands)
+    if not targets:
+        return None
+    rows = [c for c in cands if all(key in c.properties for _, key in targets)]
+    if not rows:
+        return None
+
+    def shortfall(c: CandidateResult) -> float:
+        if len(targets) == 1:
+            t, key = targets[0]
+            return t.distance(c.properties[key])
+        return sum(t.distance(c.properties[key]) / t.scale() for t, key in targets)
+
+    ylabel = (f"distance to {targets[0][0].describe()} ({targets[0][0].unit})"
+              if len(targets) == 1 else "summed distance to the targets (target scales)")
+    threshold = _threshold(report)
+    with rc_context(STYLE):
+        fig = Figure(figsize=(6.4, 3.8))
+        ax = fig.add_subplot()
+        xs = [max(c.e_above_hull_ev_per_atom, 0.0) for c in rows]
+        ys = [shortfall(c) for c in rows]
+        on = [c.pareto_rank == 1 for c in rows]
+        ax.scatter([x for x, f in zip(xs, on, strict=True) if not f],
+                   [y for y, f in zip(ys, on, strict=True) if not f], c="#a0aec0", s=30,
+                   edgecolor="white", lw=0.5, zorder=3, label="dominated")
+        front = sorted((x, y) for x, y, f in zip(xs, ys, on, strict=True) if f)
+        if front:
+            ax.step([p[0] for p in front], [p[1] for p in front], where="post",
+                    color="#c0392b", lw=1, zorder=2)
+            ax.scatter([p[0] for p in front], [p[1] for p in front], c="#c0392b", s=44,
+                       edgecolor="white", lw=0.5, zorder=4, label="Pareto front")
+        _stability_band(ax, rows, threshold)
+        for c, x, y, f in zip(rows, xs, ys, on, strict=True):
+            if f:
+                ax.annotate(c.formula, (x, y), xytext=(5, 3), textcoords="offset points",
+                            fontsize=7)
+        if max(xs) > XMAX:
+            ax.set_xlim(right=XMAX)
+        ax.set_xlabel("energy above hull (eV/atom, 0 on or below)")
+        ax.set_ylabel(ylabel)
+        ax.legend(frameon=False, fontsize=7, loc="upper right")
+        svg = _svg(fig)
+    n_front = sum(on)
+    return Plot("pareto", "Pareto front: stability against the targets",
+                f"{len(rows)} candidates with every target evaluated; {n_front} on the Pareto "
+                f"front (red, joined): none of the others is at least as close to the hull and "
+                f"to every target ({', '.join(t.describe() for t, _ in targets)}). Both axes "
+                f"are to be minimised; 0 on the y axis meets every target.", svg)
 
 
 def progress_plot(report: DiscoveryReport) -> Plot | None:
@@ -237,4 +337,5 @@ def progress_plot(report: DiscoveryReport) -> Plot | None:
 
 def report_plots(report: DiscoveryReport) -> list[Plot]:
     """Every figure the report's data supports."""
-    return [p for p in (hull_plot(report), property_plot(report), progress_plot(report)) if p]
+    return [p for p in (hull_plot(report), *property_plots(report), pareto_plot(report),
+                        progress_plot(report)) if p]

@@ -51,6 +51,9 @@ class PredictArgs(BaseModel):
                                   min_length=1, max_length=200)
     relax: bool = Field(default=True, description="Relax before predicting.")
     bulk_modulus: bool = Field(default=False, description="Also compute bulk_modulus_gpa.")
+    elastic: bool = Field(default=False, description="Also compute the elastic tensor: "
+                          "shear_modulus_gpa and vickers_hardness_gpa (about 25 relaxations "
+                          "per structure).")
 
 
 class StabilityArgs(BaseModel):
@@ -92,6 +95,12 @@ class PredictionRow(BaseModel):
     flags: list[str] = Field(default_factory=list, description="Warnings to show with the "
                                                                "numbers.")
     bulk_modulus_gpa: float | None = Field(default=None, description="Birch-Murnaghan B0, GPa.")
+    shear_modulus_gpa: float | None = Field(default=None, description="Shear modulus (VRH), GPa.")
+    vickers_hardness_gpa: float | None = Field(default=None, description="Vickers hardness, GPa.")
+    hardness_model: str | None = Field(default=None, description="B/G model of the hardness.")
+    elastic_mlip: str | None = Field(default=None, description="MLIP of the elastic tensor.")
+    elastic_notes: list[str] = Field(default_factory=list, description="Elastic caveats.")
+    density_g_per_cm3: float | None = Field(default=None, description="Density, g/cm^3.")
     magmoms_bohr: list[float] | None = Field(default=None, description="Site moments, μB.")
     mlip: str | None = Field(default=None, description="MLIP backend.")
     mlip_model: str | None = Field(default=None, description="MLIP model.")
@@ -205,12 +214,23 @@ def prediction_updates(result: PredictOutput, ctx: CandidateContext) -> list[dic
         old = ctx.known[cid]
         update: dict[str, Any] = {"id": cid, "tool_call_ids": [*old.tool_call_ids,
                                                                ctx.record_id]}
-        if ctx.arguments.get("bulk_modulus"):
+        if ctx.arguments.get("bulk_modulus") or ctx.arguments.get("elastic"):
+            props, sources = dict(old.properties), dict(old.property_sources)
             if row.bulk_modulus_gpa is not None:
-                update["properties"] = {**old.properties, "bulk_modulus_gpa": row.bulk_modulus_gpa}
-                update["property_sources"] = {
-                    **old.property_sources,
-                    "bulk_modulus_gpa": f"mlip:{row.mlip} EOS fit ({ctx.record_id})"}
+                props["bulk_modulus_gpa"] = row.bulk_modulus_gpa
+                sources["bulk_modulus_gpa"] = f"mlip:{row.mlip} EOS fit ({ctx.record_id})"
+            caveats = f"; {'; '.join(row.elastic_notes)}" if row.elastic_notes else ""
+            if row.shear_modulus_gpa is not None:
+                props["shear_modulus_gpa"] = row.shear_modulus_gpa
+                sources["shear_modulus_gpa"] = (
+                    f"mlip:{row.elastic_mlip} finite-strain elastic tensor, Voigt-Reuss-Hill "
+                    f"({ctx.record_id}{caveats})")
+            if row.vickers_hardness_gpa is not None:
+                props["vickers_hardness_gpa"] = row.vickers_hardness_gpa
+                sources["vickers_hardness_gpa"] = (
+                    f"{row.hardness_model} B/G model on mlip:{row.elastic_mlip} moduli "
+                    f"({ctx.record_id}{caveats})")
+            update["properties"], update["property_sources"] = props, sources
         else:
             update.update({
                 "status": row.outcome, "energy_per_atom_ev": row.energy_per_atom_ev,
@@ -222,12 +242,18 @@ def prediction_updates(result: PredictOutput, ctx: CandidateContext) -> list[dic
                 "flags": list(row.flags),
                 "mlip": f"{row.mlip} {row.mlip_model} {row.mlip_version}" if row.mlip else None,
             })
+            props, sources = dict(old.properties), dict(old.property_sources)
+            if row.usable and row.density_g_per_cm3 is not None:
+                props["density_g_per_cm3"] = row.density_g_per_cm3
+                sources["density_g_per_cm3"] = f"relaxed cell of mlip:{row.mlip} " \
+                                               f"({ctx.record_id})"
+            update["properties"], update["property_sources"] = props, sources
             if row.usable and row.magmoms_bohr:  # CHGNet's site moments: a magnetic target
                 moment = sum(abs(m) for m in row.magmoms_bohr) / len(row.magmoms_bohr)
-                update["properties"] = {**old.properties,
+                update["properties"] = {**props,
                                         "magnetic_moment_bohr_per_atom": round(moment, 4)}
                 update["property_sources"] = {
-                    **old.property_sources,
+                    **sources,
                     "magnetic_moment_bohr_per_atom":
                         f"mlip:{row.mlip} site moments of the relaxed cell, mean |m| per atom "
                         f"(magnitudes only, ferromagnetic reading; {ctx.record_id})"}
@@ -307,6 +333,7 @@ def materials_tools(engine: MaterialsEngine, *, run_dir: Path | None, access: Fi
         preds = engine.predict([s for _, s in loaded],
                                sources=[_source(args.structures[i]) for i, _ in loaded],
                                relax=args.relax, bulk_modulus=args.bulk_modulus,
+                               elastic=args.elastic,
                                progress=report(PREDICT_PROPERTIES)) if loaded else []
         indexes: dict[str, NoveltyIndex] = {}
         for (i, _), p in zip(loaded, preds, strict=True):

@@ -216,15 +216,7 @@ def reference_structure(engine: MaterialsEngine, formula: str,
 
 def _elastic_evaluator(engine: MaterialsEngine) -> Any:
     """The MLIP recommended for elastic constants when it is installed, else the engine's."""
-    from matloop.materials.elastic import RECOMMENDED_MLIP
-    from matloop.materials.evaluation import Evaluator
-
-    if engine.evaluator.spec.name == RECOMMENDED_MLIP:
-        return engine.evaluator
-    try:
-        return Evaluator(RECOMMENDED_MLIP, cache=engine.cache, settings=engine.settings)
-    except (ValueError, MatloopError):
-        return engine.evaluator
+    return engine.elastic_evaluator()
 
 
 def property_tools(engine: MaterialsEngine, *, access: FileAccess) -> list[ToolSpec[Any, Any]]:

@@ -78,6 +78,9 @@ def property_updates(result: PropertyOutput, ctx: CandidateContext) -> list[dict
              "property_sources": {**old.property_sources,
                                   key: f"{result.source or 'surrogate'} (±{result.uncertainty}, "
                                        f"in_domain={result.in_domain}, {ctx.record_id})"},
+             "property_uncertainties": {**old.property_uncertainties,
+                                        **({key: result.uncertainty}
+                                           if result.uncertainty is not None else {})},
              "tool_call_ids": [*old.tool_call_ids, ctx.record_id]}]
 
 
