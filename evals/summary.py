@@ -178,6 +178,19 @@ def _application_queries(d: dict[str, Any]) -> str:
             f"vs {_pct(s['mean_in_window_share_without_window'])} without the window "
             f"({s['gap_queries']} gap questions); median {s['median_wall_s']} s per question")
 
+def _application_campaigns(d: dict[str, Any]) -> str:
+    s = d.get("summary") or {}
+    if not s:
+        return "-"
+    return (f"{s['runs']} held-out campaigns: known-good hit (or one-element analogue) in the "
+            f"top 10 of {_pct(s['hit_rate'])} (exact {_pct(s['exact_hit_rate'])}); top-10 "
+            f"candidates meeting every target and within 0.1 eV/atom of the MP hull "
+            f"{_pct(s['top10_meeting_targets_and_mp_hull'])}; non-empty "
+            f"{_pct(s['non_empty_rate'])}, on topic {_pct(s['on_topic_rate'])}; median "
+            f"{s['median_wall_s']} s per run"
+            + ("" if d.get("complete", True) else " (partial run)"))
+
+
 def _made(d: dict[str, Any]) -> str:
     budget = _get(d, "settings", "budget_per_approach")
     parts = []
@@ -197,6 +210,7 @@ HEADLINES: dict[str, Callable[[dict[str, Any]], str]] = {
     "chat_intents": _chat_intents, "llm_server": _llm_server, "mp_references": _mp_references,
     "band_gap": _band_gap, "hardness": _hardness, "composition_prior": _composition_prior,
     "application_queries": _application_queries, "made": _made,
+    "application_campaigns": _application_campaigns,
 }
 
 

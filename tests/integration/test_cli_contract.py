@@ -73,16 +73,23 @@ def test_unknown_element_stops_in_batch_without_yes(tmp_path: Path) -> None:
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_constraints_no_system_satisfies_stop_in_batch_without_yes(tmp_path: Path) -> None:
-    """Phosphide and nitride together fit no photovoltaic system: the command line says
-    which constraint it would relax and stops before any work (exit 2) without --yes."""
+def test_constraints_no_system_satisfies_are_asked_about_before_any_work(
+        tmp_path: Path, monkeypatch) -> None:
+    """Phosphide and nitride together fit no photovoltaic system: on a terminal the command
+    line says which constraint it would relax and asks; declining and not rephrasing stops
+    before any work (exit 2)."""
+    import matloop.app.cli as cli
+
+    monkeypatch.setattr(cli, "interactive", lambda: True)
     out = tmp_path / "runs"
     result = runner.invoke(app, ["campaign", "phosphide nitride solar absorbers",
-                                 "--out", str(out)])
+                                 "--out", str(out)], input="n\n\n")
     assert result.exit_code == 2, result.output
     text = flat(result.output)
     assert "no chemical system satisfies every constraint" in text
-    assert "at least one of N, P" in text and "--yes" in text
+    assert "Go on with these relaxed: the compound classes are alternatives: at least one of " \
+           "N, P" in text
+    assert "stopped: the question was not changed" in text
     assert not out.exists() or not any(out.iterdir())
 
 

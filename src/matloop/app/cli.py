@@ -143,7 +143,7 @@ def _ask_approval(payload: dict) -> dict:
     return {"approved": False, "feedback": feedback}
 
 
-def _settle_problems(query: str, yes: bool) -> tuple[str, bool]:
+def _settle_problems(query: str, yes: bool, *, max_atoms: int = 20) -> tuple[str, bool]:
     """The question to run and whether its assumptions were accepted: asks on a terminal,
     goes on with ``--yes``, fails (exit 2, with the question) otherwise."""
     from matloop.agents.query_parser import query_problems
@@ -151,7 +151,7 @@ def _settle_problems(query: str, yes: bool) -> tuple[str, bool]:
     from matloop.app.inputs import QueryProblemsError, check_query
     from matloop.runtime import scrub_text
 
-    problems = query_problems(query) or system_problems(query)
+    problems = query_problems(query) or system_problems(query, max_atoms=max_atoms)
     while problems:
         for p in problems:
             console.print(f"[yellow]problem:[/] {escape(p.message)}", soft_wrap=True)
@@ -173,7 +173,7 @@ def _settle_problems(query: str, yes: bool) -> tuple[str, bool]:
             raise MatloopError("stopped: the question was not changed",
                                hint="ask again with a question matloop can read")
         query = scrub_text(check_query(new))
-        problems = query_problems(query) or system_problems(query)
+        problems = query_problems(query) or system_problems(query, max_atoms=max_atoms)
     return query, False
 
 
@@ -259,7 +259,7 @@ def campaign(
             raise MatloopError(f"--fallback {fallback!r} is not none or offline",
                                hint="--fallback offline hands a failing role to its offline "
                                     "policy")
-        clean, accepted = _settle_problems(clean, yes)
+        clean, accepted = _settle_problems(clean, yes, max_atoms=max_atoms)
         budget = Budget(max_iterations=max_iterations, max_evaluations=max_evaluations,
                         max_llm_calls=max_llm_calls, max_tokens=max_tokens,
                         max_cost_usd=budget_usd, max_wall_time_s=max_wall_time)
