@@ -16,7 +16,8 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 #: removed_claims (1.0 reports still load: their removed claims were plain strings).
 #: 1.2 added candidate flags and the mp-id of each reference phase.
 #: 1.3 added the structure type (AFLOW prototype label) of each material card.
-SCHEMA_VERSION = "1.3"
+#: 1.4 added each candidate's property_uncertainties, pareto_rank and target_probability.
+SCHEMA_VERSION = "1.4"
 
 PropertyName = Literal[
     "e_above_hull", "formation_energy", "band_gap", "bulk_modulus", "energy_per_atom"

@@ -49,7 +49,7 @@ def test_write_report_files_writes_every_part(run_dir: Path) -> None:
                                workflows=False).paths
     assert [p.name for p in paths] == ["report.json", "report.md", "report.html"]
     report = load(run_dir)
-    assert report.schema_version == "1.3"
+    assert report.schema_version == "1.4"
     assert [c.candidate_id for c in report.cards] == [
         "prot-1c275c287fcb", "prot-b054c9b5e199", "prot-57e8408fddc8", "prot-6747931ceb38",
         "prot-3de9cdc2a95a"]  # one card per distinct structure, best first

@@ -281,7 +281,7 @@ def test_cards_record_structure_types_and_reuse_them(tmp_path: Path) -> None:
     old = fixture_report()
     assert old.schema_version == "1.1" and all(c.structure_type is None for c in old.cards)
     written = write_report_files(old, run_dir, use_robocrys=False, workflows=False).report
-    assert written.schema_version == "1.3"
+    assert written.schema_version == "1.4"
     kinds = {c.candidate_id: c.structure_type for c in written.cards}
     assert kinds["prot-b054c9b5e199"].label == "AB3C_cP5_221_a_c_b"
     assert kinds["prot-1c275c287fcb"].label == "AB2C4_tI14_139_a_e_ce"
