@@ -116,3 +116,33 @@ def test_several_compound_classes_without_or_are_relaxed_to_alternatives(store) 
     (asked,) = system_problems("phosphide nitride solar absorbers")
     assert asked.kind == "no_system" and "Go on with these relaxed" in asked.question
     assert system_problems("phosphide or nitride solar absorbers") == []
+
+
+def test_metal_classes_restrict_the_cations(store) -> None:
+    """"borides of heavy transition metals": every system holds B and a 4d or 5d metal."""
+    from matloop.agents.query_parser import TRANSITION_METALS
+
+    objective = parse_query("ultra-incompressible borides of heavy transition metals")
+    assert objective.application == "hard material" and objective.required_elements == ["B"]
+    heavy = set(TRANSITION_METALS["4d"] + TRANSITION_METALS["5d"])
+    systems = [s.chemsys.split("-") for s in candidate_systems(objective, store)]
+    assert systems and all("B" in s and set(s) & heavy for s in systems)
+    assert all(not set(s) & set(TRANSITION_METALS["3d"]) for s in systems)
+    assert parse_query("transition-metal-free nitrides").notes == parse_query(
+        "transition-metal-free nitrides").notes  # no class read from a "-free" phrase
+    assert not any(n.startswith("cation options") for n in parse_query(
+        "transition-metal-free nitrides").notes)
+
+
+def test_magnets_search_alloys_first_and_ferrites_are_iron_oxides(store) -> None:
+    free = parse_query("rare-earth-free permanent magnets")
+    systems = [s.chemsys.split("-") for s in candidate_systems(free, store)]
+    assert systems and all(len(s) == 2 and not set(s) & {"O", "B", "N", "C"} for s in systems)
+    ferrite = parse_query("spinel ferrites")
+    assert {"Fe", "O"} <= set(ferrite.required_elements)
+
+
+def test_transparent_electrodes_are_transparent_conductors_not_uv_detectors() -> None:
+    assert parse_query("UV-transparent electrodes").application == "transparent conductor"
+    assert parse_query("a wide band gap material for UV photodetectors").application == \
+        "UV optoelectronics"

@@ -37,6 +37,8 @@ class Application(BaseModel):
     structure_types: list[str] = Field(default_factory=list,
                                        description="Structure families it favours.")
     max_cations: int = Field(default=2, description="Cation species per candidate system.")
+    alloys: bool = Field(default=False, description="Also search systems of the metals alone "
+                         "(intermetallics and alloys, no anion), before the anion systems.")
     rationale: str = Field(description="Why these elements and targets.")
 
 
@@ -56,6 +58,17 @@ APPLICATIONS: list[Application] = [
         structure_types=["rocksalt", "zincblende", "wurtzite", "chalcopyrite"],
         rationale="Infrared detectors and emitters are narrow-gap semiconductors of heavy "
                   "elements: HgCdTe, InSb, InAs, PbS, PbSe, and their alloys."),
+    Application(
+        name="transparent conductor",
+        pattern=r"transparent\s+conduct|\btco\b|transparent\s+electrode",
+        targets=[_gap(3.0, None, "implied by transparency")],
+        cations=["In", "Sn", "Zn", "Ga", "Cd", "Al", "Ti", "Nb", "Sr", "Ba", "Cu"],
+        anions=["O", "F", "S"],
+        structure_types=["rutile", "bixbyite", "wurtzite", "spinel", "delafossite",
+                         "perovskite"],
+        rationale="Transparent conductors are wide-gap (> 3 eV) oxides of post-transition "
+                  "metals with dispersive s-like conduction bands (In2O3:Sn, SnO2, ZnO, Ga2O3), "
+                  "and delafossite CuMO2 for p-type."),
     Application(
         name="UV optoelectronics",
         pattern=r"\buv\b|ultraviolet|photodetector|wide[- ]?(?:band[- ]?)?gap\s+semicond|"
@@ -93,20 +106,9 @@ APPLICATIONS: list[Application] = [
                   "Ag+, In3+) narrow the gap; halide perovskites, chalcopyrites and kesterites "
                   "are the known families."),
     Application(
-        name="transparent conductor",
-        pattern=r"transparent\s+conduct|\btco\b|transparent\s+electrode",
-        targets=[_gap(3.0, None, "implied by transparency")],
-        cations=["In", "Sn", "Zn", "Ga", "Cd", "Al", "Ti", "Nb", "Sr", "Ba", "Cu"],
-        anions=["O", "F", "S"],
-        structure_types=["rutile", "bixbyite", "wurtzite", "spinel", "delafossite",
-                         "perovskite"],
-        rationale="Transparent conductors are wide-gap (> 3 eV) oxides of post-transition "
-                  "metals with dispersive s-like conduction bands (In2O3:Sn, SnO2, ZnO, Ga2O3), "
-                  "and delafossite CuMO2 for p-type."),
-    Application(
         name="hard material",
         pattern=r"superhard|ultra-?hard|hard\s+coating|\bhard\b|hardness|wear[- ]resistant|"
-                r"abrasive|cutting\s+tool",
+                r"abrasive|cutting\s+tool|incompressib",
         targets=[PropertyTarget(name="bulk_modulus", unit="GPa", min=200.0,
                                 source_text="implied by hardness")],
         cations=["W", "Re", "Os", "Mo", "Cr", "Ti", "Zr", "Hf", "Ta", "Nb", "V", "Ru", "Ir",
@@ -167,11 +169,14 @@ APPLICATIONS: list[Application] = [
                                 source_text="implied by magnetic use (a net moment)")],
         cations=["Fe", "Co", "Mn", "Ni", "Cr", "Nd", "Sm", "Pr", "Dy", "Gd", "Y", "Ce", "Pt",
                  "Al", "Ga", "Zr", "Ti"],
-        anions=["B", "N", "C", "Si", "Ge", "O"],
-        structure_types=["heusler", "L10", "CaCu5", "Nd2Fe14B"],
-        rationale="Permanent magnets combine a high-moment 3d metal (Fe, Co, Mn) with a "
-                  "rare earth or a light interstitial (B, N, C) for anisotropy: Nd2Fe14B, "
-                  "SmCo5, L10 FePt and MnAl, Fe16N2."),
+        anions=["O", "B", "N", "Si", "C", "Ge"],
+        structure_types=["heusler", "L10", "CaCu5", "Nd2Fe14B", "spinel"],
+        alloys=True,
+        rationale="Magnetic materials need a high-moment 3d metal (Fe, Co, Mn, Ni, Cr): "
+                  "alloys and intermetallics (FeCo, L10 FeNi, FePt and MnAl, Heuslers such as "
+                  "Co2MnSi), rare-earth compounds with a light interstitial for anisotropy "
+                  "(Nd2Fe14B, SmCo5, Fe16N2) and oxides (spinel ferrites Fe3O4, NiFe2O4, "
+                  "CoFe2O4; CrO2)."),
     Application(
         name="photocatalyst",
         pattern=r"photocataly|water\s+splitting|solar\s+fuel",

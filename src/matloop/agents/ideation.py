@@ -348,20 +348,33 @@ def _pools(objective: Objective, app: Application | None) -> tuple[list[str], li
     if anion_choice and app is not None:  # the application's preference order within the class
         anions = [a for a in app.anions if a in anion_choice] + [a for a in anion_choice
                                                                  if a not in app.anions]
+    if app is not None and app.alloys and not anion_choice and not any(
+            e in ANIONS for e in required + any_of):
+        anions = ["", *anions]  # "": the metals alone (alloys and intermetallics) first
     cations = [e for e in required + any_of if e not in anions]
+    metal_words = [n.split(": ", 1)[1] for n in objective.notes
+                   if n.startswith("cation options: ")]
+    metal_choice = [e for e in (metal_words[0].split(",") if metal_words else []) if e]
+    if metal_choice:  # "borides of heavy transition metals": the class, application order first
+        ordered = [c for c in (app.cations if app else []) if c in metal_choice]
+        cations += [c for c in ordered + metal_choice if c not in cations]
+        app_cations: list[str] = []
+    else:
+        app_cations = list(app.cations) if app else []
     if app is not None:
-        cations += [c for c in app.cations if c not in cations]
+        cations += [c for c in app_cations if c not in cations]
         cations += [c for c in app.one_of if c not in cations]
-    elif objective.property_targets or required or any_of:
+    elif objective.property_targets or required or any_of or metal_choice:
         # no application named: the common inorganic pools, so a question such as "a wide band
         # gap material" or "stable lithium compounds" still gets ranked systems
         gaps = _gap_targets(objective)
         narrow = any(t.max is not None and t.max <= 1.5 for t in gaps)
         anions = anions or [a for a in (NARROW_GAP_ANIONS if narrow else GENERAL_ANIONS)
                             if a not in cations]
-        cations += [c for c in (NARROW_GAP_CATIONS if narrow else GENERAL_CATIONS)
-                    if c not in cations and c not in anions]
-    return ([a for a in dict.fromkeys(anions) if a not in excluded],
+        if not metal_choice:
+            cations += [c for c in (NARROW_GAP_CATIONS if narrow else GENERAL_CATIONS)
+                        if c not in cations and c not in anions]
+    return ([a for a in dict.fromkeys(anions) if a not in excluded or not a],
             [c for c in dict.fromkeys(cations) if c not in excluded])
 
 
@@ -380,6 +393,8 @@ def pooled_systems(objective: Objective, *, max_anions: int = 4, max_cations: in
     out: list[tuple[str, str]] = []
     for anion in anions[:max_anions] or [""]:
         pool = [c for c in cations if c != anion][:max_cations]
+        if not anion:  # alloys: the first metals of the pool with each other
+            pool = pool[: max(max_cations // 2, 2)]
         for k in range(1, n_cat + 1):
             for combo in itertools.combinations(pool, k):
                 els = {anion, *combo} - {""}
@@ -424,7 +439,8 @@ def candidate_systems(objective: Objective, store: Any, *, limit: int = 4,
                         known=False, known_id=None, has_structure_type=has_structure_type(f),
                         provenance={"source": "named in the query"}))
             out.append(SystemOption(system, why, options))
-        return out
+        return out + sub_systems([s for s, _ in named[:limit]], objective, store,
+                                 limit=max(limit - len(out), 0))
     pooled = pooled_systems(objective)
     if not pooled:
         return []
@@ -434,6 +450,39 @@ def candidate_systems(objective: Objective, store: Any, *, limit: int = 4,
     ranked = [r for r in ranked if r.compositions]
     ranked.sort(key=lambda r: -r.score)
     return ranked[:limit]
+
+
+#: A sub-system of a named system is searched when one of its compositions absent from the
+#: references is at least this likely (composition prior) to lie within reach of the hull.
+SUB_SYSTEM_MIN_P_STABLE = 0.5
+
+
+def sub_systems(named: list[str], objective: Objective, store: Any, *,
+                limit: int) -> list[SystemOption]:
+    """Sub-systems of the named systems worth searching: their compounds lie on the same hull
+    ("stable compounds in the Mg-Sn-Sr system" includes Mg-Sn binaries), so compositions the
+    references lack and the prior puts within reach of the hull are candidates too. Not when
+    the question asks for ternary (quaternary...) compounds; known compositions are left out.
+    """
+    if limit <= 0 or re.search(r"\b(ternary|quaternary|quinary)\b", objective.query.lower()):
+        return []
+    seen = set(named)
+    found: list[SystemOption] = []
+    for system in named:
+        els = system.split("-")
+        for k in range(len(els) - 1, 1, -1):
+            for sub in itertools.combinations(els, k):
+                chemsys = "-".join(sorted(sub))
+                if chemsys in seen:
+                    continue
+                seen.add(chemsys)
+                options = [o for o in composition_options(list(sub), objective, store)
+                           if not o.known and o.p_stable >= SUB_SYSTEM_MIN_P_STABLE]
+                if options:
+                    found.append(SystemOption(chemsys, f"sub-system of the named {system}: its "
+                                              f"compounds lie on the same hull", options))
+    found.sort(key=lambda r: -r.score)
+    return found[:limit]
 
 
 _TEMPLATES = ((1, 1), (1, 2), (2, 1), (1, 3), (2, 3), (3, 2), (1, 1, 3), (2, 1, 4), (1, 2, 4),

@@ -34,7 +34,21 @@ CLASS_ANIONS: dict[str, list[str]] = {
     "iodide": ["I"], "phosphide": ["P"], "carbide": ["C"], "boride": ["B"], "hydride": ["H"],
     "arsenide": ["As"], "antimonide": ["Sb"], "oxynitride": ["O", "N"],
     "oxyfluoride": ["O", "F"], "oxysulfide": ["O", "S"], "oxyhalide": ["O"],
+    "ferrite": ["Fe", "O"],
 }
+#: Metal classes a question may ask for ("borides of heavy transition metals"): at least one.
+TRANSITION_METALS = {
+    "3d": ["Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu"],
+    "4d": ["Y", "Zr", "Nb", "Mo", "Ru", "Rh", "Pd", "Ag"],
+    "5d": ["Hf", "Ta", "W", "Re", "Os", "Ir", "Pt", "Au"],
+}
+_METAL_CLASSES = [
+    (r"\b(?:heavy|4d\s*(?:and|/|or)\s*5d|5d)\s+transition[- ]metals?\b",
+     TRANSITION_METALS["4d"] + TRANSITION_METALS["5d"]),
+    (r"\b(?:3d|first[- ]row|light)\s+transition[- ]metals?\b", TRANSITION_METALS["3d"]),
+    (r"\btransition[- ]metals?\b",
+     TRANSITION_METALS["3d"] + TRANSITION_METALS["4d"] + TRANSITION_METALS["5d"]),
+]
 _ANY_OF: dict[str, list[str]] = {
     "halide": ["F", "Cl", "Br", "I"],
     "chalcogenide": ["S", "Se", "Te"],
@@ -272,6 +286,13 @@ def parse_query(query: str, *, stability_threshold_ev_per_atom: float = 0.1,
         notes.append(f"'non-toxic' read as excluding {', '.join(TOXIC)}")
 
     any_of = _one_of(text, excluded)
+    cation_options: list[str] = []
+    if not re.search(r"transition[- ]metal[- ]free", lowered):
+        for pattern, metals in _METAL_CLASSES:
+            if (m := re.search(pattern, lowered)):
+                cation_options = [e for e in metals if e not in excluded]
+                notes.append(f"'{m.group(0)}' read as metals from {', '.join(cation_options)}")
+                break
     if any_of:
         notes.append(f"'{any_of[1]}' read as: at least one of {', '.join(any_of[0])}")
     alternatives = set(any_of[0]) if any_of else set()
@@ -365,6 +386,8 @@ def parse_query(query: str, *, stability_threshold_ev_per_atom: float = 0.1,
         objective.notes.append("anion options: " + ",".join(anion_options))
     if class_required:
         objective.notes.append("class anions: " + ",".join(class_required))
+    if cation_options:
+        objective.notes.append("cation options: " + ",".join(cation_options))
     return with_problems(objective, problems + find_problems(text, consumed))
 
 
