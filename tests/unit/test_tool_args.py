@@ -291,3 +291,18 @@ def test_chat_offers_bounded_tools(tmp_path: Path) -> None:
     assert all(_unbounded(t["function"]["parameters"]) == [] for t in offered)
     relax = next(t for t in offered if t["function"]["name"] == "relax_structure")
     assert relax["function"]["parameters"]["properties"]["structure"]["maxLength"] <= 224
+
+
+def test_a_call_missing_a_required_argument_is_answered_with_the_tools_error() -> None:
+    """A model's call can parse and still miss a required argument (Gemma 3 270M's
+    check_stability without energy_per_atom_ev, in the llm tier's web chat): the LangChain
+    tool answers with the tool's error result instead of raising out of the chat turn."""
+    ran: list[str] = []
+    spec = ToolSpec(name="echo", description="Echo a structure path.", args=_Args,
+                    result=ToolOutput, run=lambda a: ran.append(a.structure) or ToolOutput(),
+                    summarize=lambda r: r.status)
+    answer = json.loads(spec.as_langchain().invoke({"tags": ["x"]}))
+    assert answer["status"] == "error" and ran == []
+    assert answer["message"] == "invalid arguments for echo: structure: Field required"
+    assert json.loads(spec.as_langchain().invoke({"structure": "a.cif"}))["status"] == "ok"
+    assert ran == ["a.cif"]
