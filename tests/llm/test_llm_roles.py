@@ -38,12 +38,15 @@ from tests.llm.server import LlamaServer
 
 pytestmark = pytest.mark.llm
 
-#: Output tokens per call of the role on the server. The scientist needs about 340 tokens for
-#: an Objective from Gemma 3 270M (it spends many on whitespace); at 256 every answer is cut.
-#: The others are kept small: their answers may be cut (a clean role failure, exit code 1),
-#: and each call costs 10-20 s on this shared machine.
-ROLE_MAX_TOKENS = {"scientist": 400, "planner": 256, "critic": 256, "assistant": 160,
+#: Output tokens per call of the role on the server, as small as the tier's time asks: a call
+#: costs 8-20 s on this shared machine. At these limits Gemma 3 270M's Objective (about 340
+#: tokens: it spends many on whitespace) and Plan are cut (the role fails cleanly, exit code
+#: 1, after 3 attempts); its Critique and report narrative fit.
+ROLE_MAX_TOKENS = {"scientist": 256, "planner": 128, "critic": 256, "assistant": 128,
                    "reporter": 256}
+#: The same for the kill-and-resume campaign; the scientist gets room for an Objective, so
+#: the resumed run has answers that validate.
+RESUME_MAX_TOKENS = {**ROLE_MAX_TOKENS, "scientist": 400}
 #: How each role's answers are asked for on an OpenAI-compatible server.
 MECHANISM = {"scientist": "json_schema", "planner": "json_schema", "critic": "json_schema",
              "reporter": "json_schema", "assistant": "tool_call"}
@@ -100,7 +103,7 @@ def test_a_server_killed_mid_campaign_ends_it_cleanly_and_resume_continues(
     campaign --resume`` runs the failed step again and goes on to a report."""
     out, data = tmp_path / "runs", tmp_path / "data"
     run_dir = out / RUN_ID
-    limits = [f"--llm-max-tokens={role}={ROLE_MAX_TOKENS[role]}" for role in ROLES]
+    limits = [f"--llm-max-tokens={role}={RESUME_MAX_TOKENS[role]}" for role in ROLES]
     started = time.monotonic()
     proc = subprocess.Popen(cli_command(campaign_args(fresh_server.base_url, out, *limits,
                                                       evaluations=1)),
@@ -124,8 +127,10 @@ def test_a_server_killed_mid_campaign_ends_it_cleanly_and_resume_continues(
     assert "could not be reached" in report["status"]
     assert failed.group(0) in (run_dir / "report.md").read_text()
     before = events(run_dir)
-    lost = [e for e in before if e["type"] == "llm_call" and not e["ok"]]
-    assert lost and {e["failure"] for e in lost} == {"connection"}
+    # every call after the kill failed to connect (the first one may have been cut at its
+    # output limit and retried: that retry is one of them)
+    lost = [e for e in before if e["type"] == "llm_call"][1:]
+    assert lost and all(not e["ok"] and e["failure"] == "connection" for e in lost), lost
     assert f"--resume {RUN_ID}" in stdout + stderr  # the terminal says how to continue
 
     port = fresh_server.port

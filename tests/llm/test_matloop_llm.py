@@ -42,7 +42,7 @@ def test_campaign_with_every_role_on_the_server_writes_a_report(
     limits = [f"--llm-max-tokens={role}={TIER_MAX_TOKENS}" for role in
               ("scientist", "planner", "critic", "assistant", "reporter", "generator")]
     proc, run_dir = campaign(tmp_path, llama_server.base_url, "--fallback", "offline",
-                             *limits)
+                             *limits, evaluations=1)
     _no_traceback(proc)
     log = events(run_dir)
     measured = figures(log)
