@@ -122,9 +122,11 @@ def tool_call_schema(spec: ToolSpec[Any, Any], *, max_tokens: int | None = None,
 
 def grammar_constrained(model: Any) -> bool:
     """Whether a chat model's server decodes tool calls to a grammar built from their
-    schemas (llama.cpp, vLLM and other OpenAI-compatible servers, Ollama): the bounds are
-    then enforced and should be scaled to the output limit."""
-    return wire_dialect(model, structured_mechanism(model)) == "grammar"
+    schemas (a local OpenAI-compatible server: llama.cpp, vLLM...; Ollama): the bounds are
+    then enforced and should be scaled to the output limit. Hosted APIs and models without
+    native tool calls are not."""
+    mechanism = structured_mechanism(model)
+    return mechanism == "json_schema" and wire_dialect(model, mechanism) == "grammar"
 
 
 def output_limit(model: Any) -> int | None:
