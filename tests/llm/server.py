@@ -18,7 +18,8 @@ Cache layout (``$MATLOOP_LLM_CACHE``, default ``~/.cache/matloop/llm``)::
 A build counts as finished only when ``stamp.json`` exists, matches the current version, flags
 and machine, and the binary it names exists: an interrupted build is resumed, never reused.
 
-Command line (used by ``make llm-server``)::
+Command line (used by ``make llm-server`` and ``make llm-tier``; exit 2 when the build is
+impossible here)::
 
     python -m tests.llm.server            # build or reuse; print paths and timings
     python -m tests.llm.server --serve    # also start the server and probe it once

@@ -10,10 +10,6 @@ figures it measures (calls, tokens, latency, mechanisms, fallbacks per role) are
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -25,71 +21,18 @@ from matloop.agents.llm import make_chat_model, parse_model_string
 from matloop.app.chat import chat_toolbox
 from matloop.graphs.chat import build_chat_graph, user
 from tests.llm.conftest import LlmArtifacts
+from tests.llm.runs import MODEL, campaign, events, figures, no_traceback
 from tests.llm.server import LlamaServer, free_port
 
 pytestmark = pytest.mark.llm
 
-ROOT = Path(__file__).resolve().parents[2]
-MODEL = "openai:gemma-3-270m"
-QUERY = "Find stable compounds in the Na-Cl system."
 #: Output tokens per call in the tier's campaign: the bounded schemas shrink to fit, and a
-#: call takes 20-40 s at the 8-13 tokens/s this shared machine gives (CI time).
+#: call takes 10-40 s at the 8-30 tokens/s this shared machine gives (CI time).
 TIER_MAX_TOKENS = 256
 
 
-def _cli(args: list[str], *, data_dir: Path, timeout_s: float = 900.0,
-         ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}",
-           "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "MATLOOP_DATA_DIR": str(data_dir),
-           "NO_COLOR": "1", "COLUMNS": "200"}
-    env.pop("OPENAI_API_KEY", None)
-    return subprocess.run([sys.executable, "-m", "matloop.app.cli", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout_s, check=False)
-
-
-def _campaign(tmp_path: Path, base_url: str, *extra: str,
-              ) -> tuple[subprocess.CompletedProcess[str], Path]:
-    out = tmp_path / "runs"
-    proc = _cli(["campaign", QUERY, "--llm", MODEL, "--base-url", base_url, "--yes",
-                 "--campaign-id", "llm-run", "--out", str(out), "--max-iterations", "1",
-                 "--max-evaluations", "2", "--llm-timeout", "240", *extra],
-                data_dir=tmp_path / "data")
-    return proc, out / "llm-run"
-
-
-def _events(run_dir: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
-
-
-def _no_traceback(proc: subprocess.CompletedProcess[str]) -> None:
-    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout, proc.stderr[-3000:]
-
-
-def _figures(events: list[dict[str, Any]]) -> dict[str, Any]:
-    """Calls, tokens, latency and mechanisms per role, from the event log."""
-    roles: dict[str, dict[str, Any]] = defaultdict(lambda: {
-        "calls": 0, "ok": 0, "failed": 0, "input_tokens": 0, "output_tokens": 0,
-        "latency_s": 0.0, "mechanisms": defaultdict(int), "failures": defaultdict(int)})
-    for e in events:
-        if e["type"] != "llm_call":
-            continue
-        r = roles[e["role"]]
-        r["calls"] += 1
-        r["ok" if e["ok"] else "failed"] += 1
-        r["input_tokens"] += e["input_tokens"]
-        r["output_tokens"] += e["output_tokens"]
-        r["latency_s"] += e["latency_s"]
-        r["mechanisms"][e.get("mechanism") or "plain"] += 1
-        if not e["ok"]:
-            r["failures"][e.get("failure") or "error"] += 1
-    for r in roles.values():
-        r["latency_s_per_call"] = round(r["latency_s"] / r["calls"], 2)
-        r["output_tokens_per_s"] = round(r["output_tokens"] / r["latency_s"], 1) \
-            if r["latency_s"] else None
-        r["latency_s"] = round(r["latency_s"], 2)
-    fallbacks = [{"role": e["role"], "reason": e["reason"]} for e in events
-                 if e["type"] == "llm_fallback"]
-    return {"roles": json.loads(json.dumps(roles)), "fallbacks": fallbacks}
+def _no_traceback(proc: Any) -> None:
+    no_traceback(proc.stdout, proc.stderr)
 
 
 def test_campaign_with_every_role_on_the_server_writes_a_report(
@@ -98,21 +41,25 @@ def test_campaign_with_every_role_on_the_server_writes_a_report(
     policy (``--fallback offline``) so every role is tried; the report names each handover."""
     limits = [f"--llm-max-tokens={role}={TIER_MAX_TOKENS}" for role in
               ("scientist", "planner", "critic", "assistant", "reporter", "generator")]
-    proc, run_dir = _campaign(tmp_path, llama_server.base_url, "--fallback", "offline",
-                              *limits)
+    proc, run_dir = campaign(tmp_path, llama_server.base_url, "--fallback", "offline",
+                             *limits, evaluations=1)
     _no_traceback(proc)
-    events = _events(run_dir)
-    figures = _figures(events)
-    figures["exit_code"] = proc.returncode
+    log = events(run_dir)
+    measured = figures(log)
+    measured["exit_code"] = proc.returncode
     report = json.loads((run_dir / "report.json").read_text())
-    figures["status"] = report["status"]
-    (tmp_path / "llm_campaign_figures.json").write_text(json.dumps(figures, indent=2))
-    print(json.dumps(figures, indent=2))  # the closing note's figures (pytest -s)
+    measured["status"] = report["status"]
+    (tmp_path / "llm_campaign_figures.json").write_text(json.dumps(measured, indent=2))
+    print(json.dumps(measured, indent=2))  # the closing note's figures (pytest -s)
 
-    assert proc.returncode == (1 if report["status"].startswith("failed") else 0)
+    # the CLI's contract: exit 1 when the campaign failed, made no progress, or has no usable
+    # candidate (no_results included), else 0
+    attention = report["status"].startswith(("failed", "no_progress")) or not any(
+        c["status"] == "ok" for c in report["candidates"])
+    assert proc.returncode == (1 if attention else 0), (proc.returncode, report["status"])
     assert (run_dir / "report.md").is_file() and (run_dir / "report.html").is_file()
     # every LLM call went to the server and is logged with real token counts
-    calls = [e for e in events if e["type"] == "llm_call"]
+    calls = [e for e in log if e["type"] == "llm_call"]
     assert calls and all(e["model"] == MODEL.split(":", 1)[1] or MODEL in e["model"]
                          for e in calls), {e["model"] for e in calls}
     assert all(isinstance(e["input_tokens"], int) for e in calls)
@@ -122,7 +69,7 @@ def test_campaign_with_every_role_on_the_server_writes_a_report(
     scientist = [e for e in calls if e["role"] == "scientist"]
     assert scientist and {e.get("mechanism") for e in scientist} == {"json_schema"}
     # every role got the model first: the ones that failed handed over, and the report says so
-    fell_back = {f["role"] for f in figures["fallbacks"]}
+    fell_back = {f["role"] for f in measured["fallbacks"]}
     reached = {e["role"] for e in calls}
     assert {"scientist", "critic", "reporter"} <= reached
     # the planner (and the assistant after it) is reached unless the model's critic rejected
@@ -137,7 +84,7 @@ def test_campaign_with_every_role_on_the_server_writes_a_report(
 
 def test_server_down_ends_the_campaign_with_a_partial_report(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
-    proc, run_dir = _campaign(tmp_path, url)
+    proc, run_dir = campaign(tmp_path, url)
     _no_traceback(proc)
     assert proc.returncode == 1
     report = json.loads((run_dir / "report.json").read_text())
@@ -145,10 +92,10 @@ def test_server_down_ends_the_campaign_with_a_partial_report(tmp_path: Path) -> 
     assert "scientist" in report["status"] and "could not be reached" in report["status"]
     assert report["candidates"] == []
     assert (run_dir / "report.md").is_file()
-    failed = [e for e in _events(run_dir) if e["type"] == "llm_call" and not e["ok"]]
+    failed = [e for e in events(run_dir) if e["type"] == "llm_call" and not e["ok"]]
     assert failed and {e["failure"] for e in failed} == {"connection"}
     # no silent fallback: nothing ran offline
-    assert not [e for e in _events(run_dir) if e["type"] == "llm_fallback"]
+    assert not [e for e in events(run_dir) if e["type"] == "llm_fallback"]
 
 
 def test_context_overflow_ends_the_campaign_with_a_partial_report(
@@ -157,14 +104,14 @@ def test_context_overflow_ends_the_campaign_with_a_partial_report(
                         template=llm_artifacts.template, ctx_size=256,
                         log_path=tmp_path / "server.log")
     with small:
-        proc, run_dir = _campaign(tmp_path, small.base_url)
+        proc, run_dir = campaign(tmp_path, small.base_url)
     small.kill()
     _no_traceback(proc)
     assert proc.returncode == 1
     report = json.loads((run_dir / "report.json").read_text())
     assert report["status"].startswith("failed: ")
     assert "does not fit its context window" in report["status"]
-    failed = [e for e in _events(run_dir) if e["type"] == "llm_call" and not e["ok"]]
+    failed = [e for e in events(run_dir) if e["type"] == "llm_call" and not e["ok"]]
     assert failed and {e["failure"] for e in failed} == {"context_overflow"}
     # the hint says what to do, on the terminal, in one place
     assert "larger context" in proc.stdout + proc.stderr
@@ -189,8 +136,8 @@ def test_chat_turn_calls_a_tool_and_answers_with_its_source(
     messages = out["messages"]
     calls = [c for m in messages if isinstance(m, AIMessage) for c in m.tool_calls]
     results = [m for m in messages if isinstance(m, ToolMessage)]
-    # Gemma 3 270M (a base model) often answers without a tool: the chat graph does not force
-    # one (a greeting needs none). A call, when made, is answered and named as the source.
+    # Gemma 3 270M (a base model) may answer without a tool: the chat graph does not force one
+    # (a greeting needs none). Every call made, parsed or cut off, gets exactly one result.
     assert len(results) == len(calls) + sum(
         len(m.invalid_tool_calls) for m in messages if isinstance(m, AIMessage))
     final = messages[-1]
@@ -198,15 +145,20 @@ def test_chat_turn_calls_a_tool_and_answers_with_its_source(
     assert isinstance(final.content, str) and final.content.strip()
     answered = [json.loads(m.content) for m in results if m.content.startswith("{")]
     print(f"chat: {len(calls)} tool call(s), answer: {final.content[:300]!r}")
-    if final.additional_kwargs.get("error"):
-        # llama-server answers HTTP 500 when the model's tool-call arguments are cut off (it
-        # fills an unbounded string argument until max_tokens): one line saying so, no source
-        assert final.content.startswith("No answer: chat: ") and "\n" not in final.content
-        assert "Sources: " not in final.content
-    elif any(a.get("status") in ("ok", "partial") for a in answered):
-        assert "Sources: " in final.content and final.additional_kwargs["sources"]
-    else:  # every call failed: the answer claims no source
-        assert "Sources: " not in final.content
+    # Tool calls cut off at max_tokens are answered "not run" and sent back closed into JSON,
+    # so llama-server no longer refuses the next request (it answered HTTP 500 "Failed to
+    # parse tool call arguments as JSON" when the cut-off arguments were sent back as they
+    # were): the model's calls in this turn never fail.
+    assert "The language model failed" not in final.content, final.content
+    assert "HTTP 500" not in final.content
+    answer = final.additional_kwargs.get("answer") or {}
+    if answer.get("origin") == "model":
+        if any(a.get("status") in ("ok", "partial") for a in answered):
+            assert "Sources: " in final.content and final.additional_kwargs["sources"]
+        else:  # every call failed: the answer claims no source
+            assert "Sources: " not in final.content
+    else:  # the offline floor answered (rounds limit, or no tool used): it says so first
+        assert final.content.startswith(("(The language model ", "No answer: the language "))
 
 
 def test_chat_with_the_server_down_answers_in_one_line(tmp_path: Path) -> None:

@@ -276,3 +276,29 @@ def test_sigkill_then_restart_on_the_same_port(fresh_server: LlamaServer) -> Non
     killable.restart()
     assert killable.port == port and killable.proc.pid != pid
     assert model.invoke([HumanMessage("Say hi.")]).usage_metadata["output_tokens"] > 0
+
+
+def test_cut_off_tool_arguments_in_the_history_are_refused_and_closed_ones_accepted(
+        llama_server: LlamaServer) -> None:
+    """A call cut off at max_tokens comes back unparsed; sent back as it is, llama-server
+    refuses the whole request (HTTP 500). matloop sends it closed into the JSON object it
+    began, which the server accepts, and names the 500 as a cut-off failure."""
+    from matloop.agents.llm import call_failure
+    from matloop.agents.messages import closed_tool_arguments
+
+    model = make_chat(llama_server.base_url, max_tokens=8).bind_tools([formation_energy])
+    cut = AIMessage("", invalid_tool_calls=[{
+        "type": "invalid_tool_call", "id": "call_a", "name": "formation_energy",
+        "args": '{"formula": "BaTiO3 (100% pure, 100', "error": "not JSON"}])
+    history = [TOOL_SYSTEM, TOOL_USER, cut,
+               ToolMessage("not run: the arguments are not valid JSON", tool_call_id="call_a")]
+    with pytest.raises(openai.InternalServerError) as info:
+        model.invoke(history)
+    assert info.value.status_code == 500
+    assert "Failed to parse tool call arguments as JSON" in info.value.message
+    failure = call_failure(info.value, role="assistant", model="openai:gemma-3-270m",
+                           max_tokens=8)
+    assert failure.kind == "tool_arguments" and "max_tokens=8" in failure.message
+
+    reply = model.invoke(closed_tool_arguments(history))
+    assert isinstance(reply, AIMessage) and reply.usage_metadata["output_tokens"] > 0

@@ -21,6 +21,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 
 from matloop import prompts
 from matloop.agents.llm import LLMClient
+from matloop.agents.tool_args import scaled_limit, tool_call_schema
 from matloop.schemas import PlanStep, ToolRecord
 from matloop.tools.base import Toolbox
 from matloop.tools.runner import ToolRunner, produced
@@ -87,8 +88,10 @@ class LLMAssistant:
     """Assistant role: the model issues the tool call for each step; calls are validated.
 
     Only the step's tool is offered (forced: the model must call it), which keeps the prompt
-    short; a step naming an unknown tool offers them all. A call may not ask for more than the
-    plan did: lists are cut to the planned length and counts to the planned number (the
+    short; a step naming an unknown tool offers them all. Argument schemas are bounded
+    (:mod:`matloop.agents.tool_args`) so that on a grammar-constrained server a call fits the
+    role's output limit, with room for the planned arguments. A call may not ask for more than
+    the plan did: lists are cut to the planned length and counts to the planned number (the
     evaluation budget was checked against the plan).
     """
 
@@ -111,7 +114,10 @@ class LLMAssistant:
                                               arguments=json.dumps(arguments)))]
         records: list[ToolRecord] = []
         offered = runner.tools.only([step.tool]) if step.tool in runner.tools else runner.tools
-        tools = offered.langchain()
+        limit = scaled_limit(self.client.model, self.client.max_tokens)
+        tools = [tool_call_schema(offered[name], max_tokens=limit,
+                                  planned=arguments if name == step.tool else None)
+                 for name in sorted(offered)]
         for turn in range(self.max_turns):
             reply = _with_call_ids(self.client.invoke(messages, role="assistant", tools=tools,
                                                       tool_choice="any",

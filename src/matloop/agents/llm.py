@@ -37,7 +37,7 @@ from langchain_core.messages import (
 )
 from pydantic import BaseModel, ValidationError
 
-from matloop.agents.messages import Rules, check, rules_for
+from matloop.agents.messages import Rules, check, closed_tool_arguments, rules_for
 from matloop.agents.structured import Dialect, WireSchema, wire_schema
 from matloop.errors import MatloopError
 
@@ -185,6 +185,9 @@ _KINDS_BY_CLASS: tuple[tuple[str, frozenset[str]], ...] = (
 )
 _KINDS_BY_STATUS = {400: "bad_request", 401: "auth", 403: "auth", 404: "not_found",
                     413: "context_overflow", 422: "bad_request", 429: "rate_limit"}
+#: How llama-server refuses a request whose history holds tool-call arguments cut off at
+#: max_tokens (HTTP 500 "Failed to parse tool call arguments as JSON").
+_CUT_ARGUMENTS = re.compile(r"parse tool call arguments", re.I)
 #: How servers say that the prompt does not fit (llama.cpp, OpenAI, vLLM, Anthropic, Ollama).
 _CONTEXT_WORDS = re.compile(
     r"exceed_context_size|exceeds? the (available )?context|context_length_exceeded|"
@@ -200,6 +203,7 @@ FAILURE_TEXT = {
     "not_found": "does not serve this model",
     "bad_request": "rejected the request",
     "http_error": "failed with an HTTP error",
+    "tool_arguments": "could not read tool-call arguments cut off at max_tokens={max_tokens}",
     "malformed": "gave no valid answer",
     "error": "failed",
 }
@@ -211,6 +215,8 @@ FAILURE_HINTS = {
     "context_overflow": "give the server a larger context (llama-server -c 16384) or use a "
                         "model with a longer context window",
     "length": "raise --llm-max-tokens {role}=N, or use a model that answers more briefly",
+    "tool_arguments": "raise --llm-max-tokens {role}=N above {max_tokens} so a whole tool call "
+                      "fits, or use a model that makes one call at a time",
     "auth": "set the provider's API key environment variable (e.g. OPENAI_API_KEY)",
     "rate_limit": "wait, then continue with --resume (or lower the request rate)",
     "not_found": "check the model name after the provider prefix (PROVIDER:MODEL)",
@@ -252,8 +258,10 @@ def failure_kind(exc: BaseException) -> str:
     status = getattr(exc, "status_code", None)
     if kind == "http_error" and isinstance(status, int):
         kind = _KINDS_BY_STATUS.get(status, "http_error")
-    if kind in ("bad_request", "http_error", "error") and _CONTEXT_WORDS.search(
-            f"{failure_detail(exc)} {getattr(exc, 'body', '')}"):
+    words = f"{failure_detail(exc)} {getattr(exc, 'body', '')}"
+    if kind in ("bad_request", "http_error", "error") and _CUT_ARGUMENTS.search(words):
+        kind = "tool_arguments"
+    elif kind in ("bad_request", "http_error", "error") and _CONTEXT_WORDS.search(words):
         kind = "context_overflow"
     return kind
 
@@ -271,16 +279,19 @@ def failure_detail(exc: BaseException) -> str:
 
 
 def call_failure(exc: BaseException, *, role: str, model: str, calls: int = 1,
-                 ) -> LLMCallError:
-    """The :class:`LLMCallError` a failed call becomes."""
+                 max_tokens: int | None = None) -> LLMCallError:
+    """The :class:`LLMCallError` a failed call becomes (``max_tokens``: the call's output
+    limit, named in the message and hint of a failure it caused)."""
     kind = failure_kind(exc)
     status = getattr(exc, "status_code", None)
     where = f"HTTP {status}, " if isinstance(status, int) else ""
+    limit = str(max_tokens) if max_tokens is not None else "?"
     return LLMCallError(
-        f"{role}: {model} {FAILURE_TEXT[kind]} ({where}{type(exc).__name__}: "
-        f"{failure_detail(exc)})",
-        hint=FAILURE_HINTS.get(kind, _DEFAULT_HINT).format(role=role), role=role, model=model,
-        kind=kind, calls=calls)
+        f"{role}: {model} {FAILURE_TEXT[kind].format(max_tokens=limit)} ({where}"
+        f"{type(exc).__name__}: {failure_detail(exc)})",
+        hint=FAILURE_HINTS.get(kind, _DEFAULT_HINT).format(
+            role=role, max_tokens=limit if max_tokens is not None else "the current limit"),
+        role=role, model=model, kind=kind, calls=calls)
 
 
 # -- calls -------------------------------------------------------------------------------------
@@ -316,7 +327,10 @@ def structured_mechanism(model: Any) -> Mechanism:
     return "text"
 
 
-def _dialect(model: Any, mechanism: Mechanism) -> Dialect:
+def wire_dialect(model: Any, mechanism: Mechanism) -> Dialect:
+    """How a model's schemas are bounded (:mod:`matloop.agents.structured`): ``grammar`` for
+    servers that decode to the schema (local OpenAI-compatible servers, Ollama, text models),
+    ``openai`` for OpenAI's strict mode, ``tool`` for forced tool calls (Anthropic...)."""
     if mechanism == "tool":
         return "tool"
     if mechanism == "json_schema" and type(model).__name__ == "AzureChatOpenAI":
@@ -380,6 +394,7 @@ class LLMClient:
             MessageRuleError: The messages break the provider's rules (a bug).
         """
         check(messages, self.rules or rules_for(self.label.split(":", 1)[0]), role=role)
+        messages = closed_tool_arguments(messages)
         runnable: Any = self.model
         if tools:
             runnable = _bind_tools(self.model, tools, tool_choice)
@@ -389,7 +404,8 @@ class LLMClient:
         try:
             reply = runnable.invoke(messages)
         except Exception as exc:  # every provider failure becomes a role failure
-            failure = call_failure(exc, role=role, model=self.label)
+            failure = call_failure(exc, role=role, model=self.label,
+                                   max_tokens=self.max_tokens)
             usage = getattr(getattr(exc, "completion", None), "usage", None)
             self._record(CallRecord(
                 role, self.label, int(getattr(usage, "prompt_tokens", 0) or 0),
@@ -467,7 +483,7 @@ class LLMClient:
 
     def _wire(self, schema: type[BaseModel], mechanism: Mechanism,
               enums: dict[str, list[str]] | None) -> WireSchema:
-        return wire_schema(schema, dialect=_dialect(self.model, mechanism),
+        return wire_schema(schema, dialect=wire_dialect(self.model, mechanism),
                            max_tokens=self.max_tokens, enums=enums)
 
 

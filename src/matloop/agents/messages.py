@@ -17,15 +17,20 @@ Anthropic's Messages API, after LangChain's conversion (system messages become t
 
 Tool calls count whether LangChain parsed them (``tool_calls``) or not
 (``invalid_tool_calls``, e.g. arguments cut off at ``max_tokens``): both are sent back to the
-provider as calls and need their results.
+provider as calls and need their results. A call's arguments go back as the model wrote them,
+and a server may refuse to read cut-off ones (llama-server answers HTTP 500 "Failed to parse
+tool call arguments as JSON" to the whole request): :func:`closed_tool_arguments` sends them
+as the JSON object they began instead.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Literal
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.utils.json import parse_partial_json
 
 from matloop.errors import MatloopError
 
@@ -171,3 +176,33 @@ def check(messages: Sequence[BaseMessage], rules: Rules, *, role: str) -> None:
         raise MessageRuleError(
             f"{role}: the messages break {rules}'s rules: {'; '.join(found[:3])}",
             hint="this is a bug in matloop; please report it with events.jsonl")
+
+
+def closed_arguments(text: str) -> str:
+    """Tool-call arguments as a JSON object: unchanged when they are one, else the object
+    they began (cut-off strings, lists and objects closed), else ``{}``."""
+    try:
+        if isinstance(json.loads(text), dict):
+            return text
+    except (json.JSONDecodeError, TypeError):
+        pass
+    try:
+        begun = parse_partial_json(text or "")
+    except (json.JSONDecodeError, TypeError, ValueError):
+        begun = None
+    return json.dumps(begun if isinstance(begun, dict) else {})
+
+
+def closed_tool_arguments(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
+    """The messages with every unparsed tool call's arguments closed into a JSON object
+    (:func:`closed_arguments`), so a server that parses the history accepts it; ids, names and
+    the order of calls and results are unchanged. The tool result of such a call says it was
+    not run."""
+    out: list[BaseMessage] = []
+    for message in messages:
+        if isinstance(message, AIMessage) and message.invalid_tool_calls:
+            bad = [{**c, "args": closed_arguments(str(c.get("args") or ""))}
+                   for c in message.invalid_tool_calls]
+            message = message.model_copy(update={"invalid_tool_calls": bad})
+        out.append(message)
+    return out

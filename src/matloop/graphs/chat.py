@@ -3,7 +3,10 @@
 Without a chat model, the offline assistant (:mod:`matloop.agents.chat`) reads the message,
 calls the tools that answer it and writes the answer from their typed results. With one, it is
 a standard tool-calling loop (model -> tools -> model, bounded by ``max_tool_rounds``), with the
-offline assistant as a floor under it.
+offline assistant as a floor under it. The model is offered the tools with bounded argument
+schemas (:mod:`matloop.agents.tool_args`), and a call whose arguments were cut off anyway is
+answered "not run" and sent back closed into valid JSON
+(:func:`matloop.agents.messages.closed_tool_arguments`).
 
 **The floor rule.** The offline reader reads every user message (about a millisecond). The
 offline assistant answers in the model's place when
@@ -49,6 +52,8 @@ from matloop.agents.chat.intents import understand
 from matloop.agents.chat.models import ChatAnswer, ConversationContext
 from matloop.agents.chat.offline import ChatTurn, ToolCall, plan_turn
 from matloop.agents.llm import call_failure
+from matloop.agents.messages import closed_tool_arguments
+from matloop.agents.tool_args import output_limit, scaled_limit, tool_call_schema
 from matloop.tools.base import Toolbox
 from matloop.tools.properties import TOOL_PROGRESS
 
@@ -116,6 +121,10 @@ def build_chat_graph(tools: Toolbox, *, model: Any = None, max_tool_rounds: int 
                      ) -> StateGraph:
     """The chat graph (uncompiled). ``model=None`` uses the offline assistant."""
     lc_tools = {name: tools[name].as_langchain() for name in tools}
+    # what the model is offered: each tool's contract with bounded arguments (scaled to the
+    # model's output limit on a grammar-constrained server, so a call cannot be cut off)
+    offered = [tool_call_schema(tools[name], max_tokens=scaled_limit(model))
+               for name in sorted(tools)] if model is not None else []
 
     def call_tool(name: str, arguments: dict[str, Any]) -> str:
         token = TOOL_PROGRESS.set(_emit_progress)
@@ -149,13 +158,14 @@ def build_chat_graph(tools: Toolbox, *, model: Any = None, max_tool_rounds: int 
                 "context": context.model_dump(mode="json")}
 
     def agent(state: ChatState) -> dict[str, Any]:
-        bound = model.bind_tools(list(lc_tools.values()))
+        bound = model.bind_tools(offered)
         try:
-            reply = bound.invoke([SystemMessage(content=prompts.system("chat")),
-                                  *_for_model(state["messages"])])
+            reply = bound.invoke(closed_tool_arguments(
+                [SystemMessage(content=prompts.system("chat")), *_for_model(state["messages"])]))
         except Exception as exc:  # noqa: BLE001 - any provider failure: the floor answers
             label = str(getattr(model, "model_name", None) or type(model).__name__)
-            failure = call_failure(exc, role="chat", model=label)
+            failure = call_failure(exc, role="chat", model=label,
+                                   max_tokens=output_limit(model))
             return {"model_error": f"{failure.message}; what to do: {failure.hint}"}
         return {"messages": [_with_sources(_with_ids(reply), state["messages"])],
                 "model_error": None}

@@ -124,15 +124,23 @@ class ToolSpec(Generic[ArgsT, ResultT]):
         return "structure" in fields and "structures" not in fields
 
     def as_langchain(self) -> BaseTool:
-        """The LangChain tool an LLM calls; it answers with the result as JSON."""
+        """The LangChain tool an LLM calls; it answers with the result as JSON, and with this
+        tool's error result when the arguments do not validate (a model's call that misses a
+        required argument is answered, never raised)."""
         spec = self
 
         def call(**kwargs: Any) -> str:
             return spec.invoke(kwargs).model_dump_json(exclude_none=True)
 
+        def invalid(exc: ValidationError) -> str:
+            return spec.fail(f"invalid arguments for {spec.name}: {short_validation_error(exc)}",
+                             hint=f"see the {spec.name} argument descriptions",
+                             ).model_dump_json(exclude_none=True)
+
         return StructuredTool.from_function(func=call, name=self.name,
                                             description=self.description,
-                                            args_schema=self.args)
+                                            args_schema=self.args,
+                                            handle_validation_error=invalid)
 
 
 @dataclass
