@@ -361,7 +361,7 @@ def test_report_markdown_cannot_be_given_links_html_or_headings() -> None:
     assert not any(h.startswith("Injected") for h in headings)
     assert md.count("DOI withheld: not a valid DOI") == 2
     row = re.search(r"<tr>\s*<td>C1</td>(.*?)</tr>", html, re.S).group(1)
-    assert row.count("<td>") == 9  # the formula's pipe did not add a column
+    assert row.count("<td>") == 11  # the formula's pipe did not add a column
     assert "NaCl|x # Injected heading [click](https" in row
 
 
