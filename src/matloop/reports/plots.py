@@ -196,7 +196,7 @@ def _one_property_plot(report: DiscoveryReport, cands: list[CandidateResult],
         if front and target is not None:
             ax.scatter(*zip(*front, strict=True), s=90, facecolor="none", edgecolor="#1a202c",
                        lw=1.0, zorder=4, label="Pareto front (stability, every target)")
-            ax.legend(frameon=False, fontsize=7, loc="lower right")
+            ax.legend(frameon=False, fontsize=7, loc="best")
         _stability_band(ax, rows, threshold)
         if target is not None:
             lo = target.min if target.min is not None else ax.get_ylim()[0]
