@@ -127,7 +127,9 @@ class OfflineScientist:
 
                 self.store = ReferenceStore.from_settings()
             limit = 2 * self.systems_per_iteration + 2
+            # the store's phase count and held-out set: an import or a hold-out re-ranks
             shared = (key, str(getattr(self.store, "path", id(self.store))),
+                      self.store.count() if hasattr(self.store, "count") else 0,
                       tuple(sorted(self.store.held_out())) if hasattr(self.store, "held_out")
                       else (), limit)
             if shared not in _SHARED_OPTIONS:
