@@ -37,7 +37,6 @@ import argparse
 import json
 import math
 import os
-import re
 import shutil
 import statistics
 import time
@@ -121,42 +120,23 @@ class MPHull:
             comp, formation_energy_ev_per_atom, refs).e_above_hull_ev_per_atom
 
 
-_SIGMA = re.compile(r"±\s*([0-9.]+)")
-
-
-def _sigma(candidate: Any, key: str) -> float:
-    unc = getattr(candidate, "property_uncertainties", None) or {}
-    if key in unc and unc[key] is not None:
-        return float(unc[key])
-    m = _SIGMA.search(candidate.property_sources.get(key, ""))
-    return float(m.group(1)) if m else 0.0
-
-
-def _cdf(x: float, mean: float, sigma: float) -> float:
-    return 0.5 * (1 + math.erf((x - mean) / (sigma * math.sqrt(2))))
-
-
 def target_checks(candidate: Any, objective: Any) -> dict[str, Any]:
-    """Per target: value, 1-sigma, met, probability of being met."""
-    from matloop.agents.scoring import PROPERTY_KEYS, target_value
+    """Per target: value, 1-sigma, met, probability of being met
+    (:func:`matloop.agents.scoring.probability_in_target`)."""
+    from matloop.agents.scoring import probability_in_target, target_value
 
     out: dict[str, Any] = {}
     for t in objective.property_targets:
         if t.name == "e_above_hull":
             continue
         value = target_value(candidate, t)
-        key = PROPERTY_KEYS.get(t.name, t.name)
         if value is None:
             out[t.name] = {"value": None, "met": False, "probability": 0.0}
             continue
-        sigma = _sigma(candidate, key)
-        if sigma > 0:
-            p = (_cdf(t.max, value, sigma) if t.max is not None else 1.0) - \
-                (_cdf(t.min, value, sigma) if t.min is not None else 0.0)
-        else:
-            p = float(t.contains(value))
+        sigma = candidate.property_uncertainties.get(t.key)
         out[t.name] = {"value": round(value, 4), "sigma": round(sigma, 4) if sigma else None,
-                       "met": t.contains(value), "probability": round(p, 3)}
+                       "met": t.contains(value),
+                       "probability": round(probability_in_target(candidate, t) or 0.0, 3)}
     return out
 
 

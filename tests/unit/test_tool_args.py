@@ -36,6 +36,7 @@ from matloop.app.chat import chat_toolbox
 from matloop.schemas import PlanStep
 from matloop.tools.base import Toolbox, ToolOutput, ToolSpec
 from matloop.tools.runner import ToolRunner
+from tests.unit.test_llm_failures import _unbounded
 
 #: llama-server's answer to a history with cut-off tool-call arguments (llm tier, verbatim).
 CUT_ARGUMENTS_BODY = {"error": {
@@ -44,22 +45,6 @@ CUT_ARGUMENTS_BODY = {"error": {
                "parse error at line 1, column 28: syntax error while parsing value - invalid "
                "string: missing closing quote; last read: '\"path to a fi'"}}
 REQUEST = httpx.Request("POST", "http://127.0.0.1:8080/v1/chat/completions")
-
-
-def _unbounded(node: object, path: str = "") -> list[str]:
-    """Strings without maxLength and arrays without maxItems in a JSON schema."""
-    found: list[str] = []
-    if isinstance(node, dict):
-        if node.get("type") == "string" and "enum" not in node and "maxLength" not in node:
-            found.append(path)
-        if node.get("type") == "array" and "maxItems" not in node:
-            found.append(path)
-        for key, value in node.items():
-            found += _unbounded(value, f"{path}/{key}")
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            found += _unbounded(value, f"{path}/{i}")
-    return found
 
 
 @pytest.fixture(scope="module")

@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import math
 
-from matloop.schemas import TARGET_PROPERTY_KEYS, CandidateResult, Objective, PropertyTarget
-
-#: Candidate property keys for each target name (values carry the unit in the key).
-PROPERTY_KEYS = TARGET_PROPERTY_KEYS
+from matloop.schemas import CandidateResult, Objective, PropertyTarget
 
 
 def target_value(candidate: CandidateResult, target: PropertyTarget) -> float | None:
     """The candidate's value for a target, in the target's unit, or None if not evaluated."""
-    key = PROPERTY_KEYS.get(target.name, target.name)
+    key = target.key
     value = getattr(candidate, key, None)
     if value is None:
         value = candidate.properties.get(key, candidate.properties.get(target.name))
     return None if value is None else float(value)
-
-
-def _scale(target: PropertyTarget) -> float:
-    return target.scale()
 
 
 def score(candidate: CandidateResult, objective: Objective) -> tuple[float | None, bool | None]:
@@ -48,7 +41,7 @@ def score(candidate: CandidateResult, objective: Objective) -> tuple[float | Non
             unknown = True
             continue
         miss = target.distance(value)
-        total -= miss / _scale(target)
+        total -= miss / target.scale()
         if miss > 0:
             meets = False
     if meets and unknown:
@@ -72,17 +65,25 @@ def target_probability(candidate: CandidateResult, objective: Objective) -> floa
     for target in objective.property_targets:
         if target.name == "e_above_hull":
             continue
-        value = target_value(candidate, target)
-        if value is None:
+        one = probability_in_target(candidate, target)
+        if one is None:
             return None
-        sigma = candidate.property_uncertainties.get(PROPERTY_KEYS.get(target.name, target.name))
-        if not sigma or sigma <= 0:
-            p *= float(target.contains(value))
-            continue
-        upper = _normal_cdf(target.max, value, sigma) if target.max is not None else 1.0
-        lower = _normal_cdf(target.min, value, sigma) if target.min is not None else 0.0
-        p *= max(upper - lower, 0.0)
+        p *= one
     return round(p, 4)
+
+
+def probability_in_target(candidate: CandidateResult, target: PropertyTarget) -> float | None:
+    """Gaussian mass of the candidate's ``value ± sigma`` inside one target's range (exact,
+    0 or 1, without an uncertainty); None when the target was not evaluated."""
+    value = target_value(candidate, target)
+    if value is None:
+        return None
+    sigma = candidate.property_uncertainties.get(target.key)
+    if not sigma or sigma <= 0:
+        return float(target.contains(value))
+    upper = _normal_cdf(target.max, value, sigma) if target.max is not None else 1.0
+    lower = _normal_cdf(target.min, value, sigma) if target.min is not None else 0.0
+    return max(upper - lower, 0.0)
 
 
 def objective_distances(candidate: CandidateResult, objective: Objective,
@@ -97,7 +98,7 @@ def objective_distances(candidate: CandidateResult, objective: Objective,
     out = [max(candidate.e_above_hull_ev_per_atom, 0.0)]
     for target in targets:
         value = target_value(candidate, target)
-        out.append(math.inf if value is None else target.distance(value) / _scale(target))
+        out.append(math.inf if value is None else target.distance(value) / target.scale())
     return tuple(out)
 
 

@@ -128,16 +128,16 @@ def _wire_schema(model: type[BaseModel], dialect: Dialect, max_tokens: int | Non
     target = None if max_tokens is None or not shape.strings else \
         int(max_tokens * CHARS_PER_TOKEN * FILL_SHARE)
     schema = shape.build(source, None)
-    size = _size(schema)
+    size = json_size(schema)
     while target is not None and size is not None and size > target and \
             shape.string_scale > 0.05:
         shape.string_scale *= 0.85
         schema = shape.build(source, None)
-        size = _size(schema)
+        size = json_size(schema)
     while target is not None and size is not None and size > target and shape.list_scale > 0.1:
         shape.list_scale *= 0.75
         schema = shape.build(source, None)
-        size = _size(schema)
+        size = json_size(schema)
     return WireSchema(model=model, name=model.__name__, schema=schema, max_chars=size,
                       _source=source)
 
@@ -218,10 +218,21 @@ class _Shape:
         return text
 
 
-def _size(node: dict[str, Any]) -> int | None:
-    """Characters of the longest JSON text the schema allows (None: unbounded)."""
+def json_size(node: dict[str, Any], *, string_chars: int | None = None,
+              items: int | None = None, free_object: int | None = None) -> int | None:
+    """Characters of the longest JSON text a schema allows.
+
+    A string without ``maxLength`` counts as ``string_chars``, a list without ``maxItems`` as
+    ``items`` of its item, an untyped node or an object without properties as ``free_object``
+    (an object without properties as ``{}`` when that is None); None (unbounded) when one of
+    them is needed and not given.
+    """
+    def size(child: dict[str, Any]) -> int | None:
+        return json_size(child, string_chars=string_chars, items=items,
+                         free_object=free_object)
+
     if "anyOf" in node:
-        sizes = [_size(option) for option in node["anyOf"]]
+        sizes = [size(option) for option in node["anyOf"]]
         return None if None in sizes else max(s for s in sizes if s is not None)
     if "enum" in node:
         return max(len(json.dumps(v)) for v in node["enum"])
@@ -229,29 +240,27 @@ def _size(node: dict[str, Any]) -> int | None:
         return len(json.dumps(node["const"]))
     kind = node.get("type")
     if kind == "string":
-        return node["maxLength"] + 2 if "maxLength" in node else None
-    if kind == "integer":
-        return 17
-    if kind == "number":
-        return 25
-    if kind == "boolean":
-        return 5
-    if kind == "null":
-        return 4
+        chars = node.get("maxLength", string_chars)
+        return None if chars is None else int(chars) + 2
+    if kind in _SCALAR_CHARS:
+        return _SCALAR_CHARS[kind]
     if kind == "array":
-        item = _size(node.get("items", {}))
-        if item is None or "maxItems" not in node:
-            return None
-        return 2 + node["maxItems"] * (item + 2)
-    if kind == "object":
+        item = size(node.get("items", {}))
+        count = node.get("maxItems", items)
+        return None if item is None or count is None else 2 + int(count) * (item + 2)
+    if kind == "object" and (node.get("properties") or free_object is None):
         total = 2
         for key, value in node.get("properties", {}).items():
-            size = _size(value)
-            if size is None:
+            value_size = size(value)
+            if value_size is None:
                 return None
-            total += len(key) + 4 + size
+            total += len(key) + 4 + value_size
         return total
-    return None
+    return free_object
+
+
+#: Characters of the longest JSON scalar of each type.
+_SCALAR_CHARS = {"integer": 17, "number": 25, "boolean": 5, "null": 4}
 
 
 def _restore(value: Any, node: dict[str, Any], defs: dict[str, Any], where: str) -> Any:

@@ -25,7 +25,6 @@ counted as :data:`FREE_OBJECT_CHARS` characters.
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +32,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from matloop.agents.llm import structured_mechanism, wire_dialect
+from matloop.agents.structured import json_size
 from matloop.tools.base import ToolSpec
 
 #: Characters per token of a tool call's arguments. Lower than for structured answers
@@ -219,30 +219,8 @@ class _ArgShape:
 
 
 def _size(node: dict[str, Any]) -> int:
-    """Characters of the longest JSON text the bounded schema allows."""
-    if "anyOf" in node:
-        return max(_size(option) for option in node["anyOf"])
-    if "enum" in node:
-        return max(len(json.dumps(v)) for v in node["enum"])
-    if "const" in node:
-        return len(json.dumps(node["const"]))
-    kind = node.get("type")
-    if kind == "string":
-        return int(node.get("maxLength", DEFAULT_ARG_STRING_CHARS)) + 2
-    if kind == "integer":
-        return 17
-    if kind == "number":
-        return 25
-    if kind == "boolean":
-        return 5
-    if kind == "null":
-        return 4
-    if kind == "array":
-        return 2 + int(node.get("maxItems", DEFAULT_ARG_ITEMS)) * (
-            _size(node.get("items", {})) + 2)
-    if kind == "object" and node.get("properties"):
-        return 2 + sum(len(key) + 4 + _size(value)
-                       for key, value in node["properties"].items())
-    if kind == "object":
-        return FREE_OBJECT_CHARS
-    return FREE_OBJECT_CHARS  # no type: anything
+    """Characters of the longest JSON text the bounded schema allows (an unbounded string or
+    list counted at the default bounds, a free-form object as :data:`FREE_OBJECT_CHARS`)."""
+    size = json_size(node, string_chars=DEFAULT_ARG_STRING_CHARS, items=DEFAULT_ARG_ITEMS,
+                     free_object=FREE_OBJECT_CHARS)
+    return FREE_OBJECT_CHARS if size is None else size  # never None: every default is given

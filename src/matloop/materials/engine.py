@@ -181,9 +181,6 @@ class MaterialsEngine:
                 self._elastic_evaluator = self.evaluator
         return self._elastic_evaluator
 
-    def _elastic(self, pred: Prediction, final: Structure) -> None:
-        _elastic_into(pred, final, self.elastic_evaluator())
-
     # -- references --------------------------------------------------------------------------
     def mlip_references(self, elements: Sequence[str], *,
                         progress: ProgressCallback | None = None,
@@ -375,7 +372,7 @@ class MaterialsEngine:
                 bm = ev.bulk_modulus(final)
                 pred.bulk_modulus_gpa = bm.bulk_modulus_gpa
             if elastic:
-                self._elastic(pred, final)
+                _elastic_into(pred, final, self.elastic_evaluator())
             predictions.append(pred)
             if progress:
                 progress("assessing", i + 1, len(structures))

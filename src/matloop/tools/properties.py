@@ -214,11 +214,6 @@ def reference_structure(engine: MaterialsEngine, formula: str,
     return structure, text, sorted({proto(p) for p in phases} - {proto(phase)})
 
 
-def _elastic_evaluator(engine: MaterialsEngine) -> Any:
-    """The MLIP recommended for elastic constants when it is installed, else the engine's."""
-    return engine.elastic_evaluator()
-
-
 def property_tools(engine: MaterialsEngine, *, access: FileAccess) -> list[ToolSpec[Any, Any]]:
     """The property tools, bound to one engine (MLIP, cache, reference store)."""
 
@@ -285,7 +280,7 @@ def property_tools(engine: MaterialsEngine, *, access: FileAccess) -> list[ToolS
                 except MatloopError as exc:
                     notes.append(f"no magnetic moment: {exc.message}")
         if wanted & _ELASTIC:
-            evaluator = _elastic_evaluator(engine)
+            evaluator = engine.elastic_evaluator()
             label = f"{evaluator.spec.name} {evaluator.spec.model}"
             report_progress(f"elastic tensor of {out.formula} with {label} (about 25 "
                             f"relaxations)", 0, 1)
