@@ -245,3 +245,34 @@ def test_unknown_method_is_also_a_value_error() -> None:
 def test_spacegroup_out_of_range_is_rejected_by_the_request() -> None:
     with pytest.raises(ValueError, match="1-230"):
         GenerationRequest(composition="NaCl", spacegroups=[231])
+
+
+@pytest.mark.slow
+def test_prior_screen_keeps_compositions_the_prior_puts_within_reach() -> None:
+    """A chemical-system request with prior_oversample draws more candidates and keeps those
+    whose composition the MP-trained prior puts likeliest within reach of the hull; a second
+    structure of a composition counts half, so a likelier composition never loses its first
+    structure to a less likely one."""
+    from matloop.generation.composition_prior import score_compositions
+    from matloop.generation.registry import PRIOR_THRESHOLD_EV_PER_ATOM, prior_screen
+    from matloop.materials.references import ReferenceStore
+
+    store = ReferenceStore.from_settings()
+    pool = generate_report(GenerationRequest(chemsys="Ba-Ti-O", methods=["prototype", "aflow"],
+                                             n=24, max_atoms=12, novel_compositions_only=True),
+                           store=store).candidates
+    formulas = sorted({c.formula for c in pool})
+    assert len(formulas) >= 3
+    p = {f: s.probability_within_threshold for f, s in zip(formulas, score_compositions(
+        formulas, store=store, threshold_ev_per_atom=PRIOR_THRESHOLD_EV_PER_ATOM), strict=True)}
+    kept, note = prior_screen(list(pool), 6, store=store)
+    assert len(kept) == 6 and f"prior screen: kept 6 of {len(pool)}" in note
+    dropped = {c.formula for c in pool} - {c.formula for c in kept}
+    assert all(p[d] <= min(p[c.formula] for c in kept) for d in dropped)
+    assert all(c.provenance["prior_p_within_reach"] == round(p[c.formula], 4) for c in kept)
+    report = generate_report(GenerationRequest(chemsys="Ba-Ti-O", methods=["prototype", "aflow"],
+                                               n=6, max_atoms=12, novel_compositions_only=True,
+                                               prior_oversample=4), store=store)
+    assert len(report.candidates) == 6
+    assert any(n.startswith(f"prior screen: kept 6 of {len(pool)}") for n in report.notes)
+    assert {c.formula for c in report.candidates} == {c.formula for c in kept}

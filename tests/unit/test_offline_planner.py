@@ -52,3 +52,26 @@ def test_feedback_of_a_rejected_plan_changes_the_next_plan() -> None:
     assert "feedback applied" in revised.reasoning
     unread = plan_for(40, ["please consider entropy"])
     assert "no rule applies" in unread.reasoning
+
+
+def test_a_small_share_looks_at_more_compositions_once_each() -> None:
+    """Breadth first: with fewer relaxations than target compositions, the first compositions
+    get one relaxation each (not two structures of the first and none of the rest)."""
+    objective = Objective(query="q", interpretation="i", chemical_systems=["Sn-Sr"])
+    targets = ["SrSn3", "Sr3Sn", "SrSn2", "SrSn", "Sr5Sn3"]
+    hypothesis = Hypothesis(id="H1", justification="j", statement="s", chemical_system="Sn-Sr",
+                            target_compositions=targets, methods=["prototype"],
+                            test_plan="t", status="approved")
+
+    def kept(remaining: int) -> dict[str, int]:
+        plan = OfflinePlanner().make_plan(objective, [hypothesis], remaining_evaluations=remaining,
+                                          tools=_tools(), property_models=set(), seed=0,
+                                          feedback=[])
+        return {s.inputs["composition"]: s.inputs["prescreen_keep"] for s in plan.steps
+                if s.tool == "generate_candidates"}
+
+    assert kept(3) == {"SrSn3": 1, "Sr3Sn": 1, "SrSn2": 1}
+    assert kept(5) == dict.fromkeys(targets, 1)
+    larger = kept(12)
+    assert set(larger) == set(targets) and sum(larger.values()) == 12
+    assert larger["SrSn3"] == max(larger.values())

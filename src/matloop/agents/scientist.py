@@ -43,6 +43,8 @@ AUTHOR = OFFLINE
 #: Structure sources of a fresh hypothesis: the 75 named types, pymatgen's AFLOW prototype
 #: library, data-mined substitution and pyxtal random search with space-group priors.
 STRUCTURE_METHODS = ["prototype", "aflow", "substitution", "random"]
+#: Relaxations of one composition after which expansion stops searching its structures.
+MAX_STRUCTURES_PER_COMPOSITION = 6
 
 
 @dataclass
@@ -53,6 +55,7 @@ class Arm:
     chemsys: str
     evaluated: int = 0
     stable: int = 0
+    met: int = 0
     best_e_above_hull_ev_per_atom: float | None = None
     best_id: str | None = None
 
@@ -79,6 +82,7 @@ def arms_of(candidates: list[CandidateResult], threshold: float) -> dict[str, Ar
         e = c.e_above_hull_ev_per_atom
         if c.status == "ok" and e is not None:
             arm.stable += int(e <= threshold and not c.flags)
+            arm.met += int(c.meets_objective is True)
             if arm.best_e_above_hull_ev_per_atom is None or e < arm.best_e_above_hull_ev_per_atom:
                 arm.best_e_above_hull_ev_per_atom, arm.best_id = e, c.id
     return arms
@@ -97,13 +101,15 @@ class OfflineScientist:
     element pools; compositions ranked by the MP-trained composition prior, the band-gap model
     for a gap window and how common the stoichiometry is. Expansion treats every composition
     as a bandit arm (UCB1 on its stable hits, raised when its best candidate came close):
-    near-hull compositions get more structure search, systems with hits get their next
-    compositions, and fresh systems get a share for exploration.
+    compositions that came close without meeting the objective get more structure search (at
+    most :data:`MAX_STRUCTURES_PER_COMPOSITION` relaxations each; one that meets it is found
+    and gets no more), systems with hits get their next compositions, and fresh systems get a
+    share for exploration.
     """
 
     def __init__(self, *, store: Any = None, stability_threshold_ev_per_atom: float = 0.1,
                  max_atoms: int = 20, systems_per_iteration: int = 2,
-                 compositions_per_hypothesis: int = 3) -> None:
+                 compositions_per_hypothesis: int = 5) -> None:
         self.store = store
         self.threshold = stability_threshold_ev_per_atom
         self.max_atoms = max_atoms
@@ -220,9 +226,12 @@ class OfflineScientist:
             by_system.setdefault(arm.chemsys, []).append(arm)
         options_by_formula = {o.formula: o for so in systems for o in so.compositions}
         scored: list[tuple[float, Hypothesis]] = []
-        # 1. exploit: more structures for compositions that came close
+        # 1. exploit: more structures for compositions that came close without meeting the
+        #    objective (one that already meets it is found: its budget goes to the next
+        #    compositions), at most MAX_STRUCTURES_PER_COMPOSITION relaxations each
         for arm in sorted(arms.values(), key=lambda a: -a.ucb(total, self.threshold)):
-            if arm.best_e_above_hull_ev_per_atom is None or \
+            if arm.best_e_above_hull_ev_per_atom is None or arm.met or \
+                    arm.evaluated >= MAX_STRUCTURES_PER_COMPOSITION or \
                     arm.best_e_above_hull_ev_per_atom > objective.stability_threshold_ev_per_atom \
                     + 0.1:
                 continue

@@ -38,6 +38,12 @@ class GenerationRequest(BaseModel):
                                       "aflow, substitution, random, llm, a registered name, or "
                                       "'all' (every built-in). None: prototype, substitution, "
                                       "random (and llm when a chat model is given).")
+    prior_oversample: int = Field(default=1, ge=1, le=10, description="Generate this many "
+                                  "times n candidates, then keep n, preferring compositions the "
+                                  "composition prior (MP-trained formation-energy model) puts "
+                                  "likely within reach of the store's hull; a composition's k-th "
+                                  "structure counts half its (k-1)-th, so the kept set stays "
+                                  "broad. 1: off (chemical-system requests only).")
     keep_invalid: bool = Field(default=False, description="Return candidates that fail the "
                                "validity checks too (flagged valid=False).")
     dedupe: bool = Field(default=True, description="Drop structures that match an earlier "

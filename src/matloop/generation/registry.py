@@ -197,7 +197,9 @@ def generate_report(request: GenerationRequest, *, store: Any = None, chat_model
     iterators = {m: iter(_REGISTRY[m](request, context)) for m in methods}
     pulled = dict.fromkeys(methods, 0)
     seconds = dict.fromkeys(methods, 0.0)
-    while iterators and len(report.candidates) < request.n:
+    screened = request.prior_oversample > 1 and target.composition is None
+    wanted = request.n * (request.prior_oversample if screened else 1)
+    while iterators and len(report.candidates) < wanted:
         for method in list(iterators):
             t0 = time.perf_counter()
             accepted = _pull_one(method, iterators, pulled, request, context, unique, known,
@@ -207,8 +209,11 @@ def generate_report(request: GenerationRequest, *, store: Any = None, chat_model
                 report.candidates.append(accepted)
                 if progress is not None:
                     progress("generating", len(report.candidates), request.n)
-            if len(report.candidates) >= request.n:
+            if len(report.candidates) >= wanted:
                 break
+    if screened and len(report.candidates) > request.n:
+        report.candidates, note = prior_screen(report.candidates, request.n, store=store)
+        report.notes.append(note)
     report.rejected = context.rejected
     report.per_method = {m: sum(c.method == m for c in report.candidates) for m in methods}
     report.method_seconds = {m: round(s, 3) for m, s in seconds.items()}
@@ -223,6 +228,44 @@ def generate_report(request: GenerationRequest, *, store: Any = None, chat_model
             hint="allow more space groups, raise max_atoms, add methods or relax the element "
                  "constraints")
     return report
+
+
+#: Energy above the store's hull within which the prior screen counts a composition in reach.
+PRIOR_THRESHOLD_EV_PER_ATOM = 0.1
+
+
+def prior_screen(candidates: list[Candidate], keep: int, *, store: Any,
+                 ) -> tuple[list[Candidate], str]:
+    """Keep ``keep`` candidates, best first by the composition prior's probability that their
+    composition lies within :data:`PRIOR_THRESHOLD_EV_PER_ATOM` of the store's hull; the k-th
+    structure of a composition is worth half the (k-1)-th (breadth over repeats). Each kept
+    candidate's provenance records the probability."""
+    from matloop.generation.composition_prior import score_compositions
+    from matloop.materials.references import ReferenceStore
+
+    if store is None:
+        store = ReferenceStore.from_settings()
+    formulas = sorted({c.formula for c in candidates})
+    try:
+        scores = score_compositions(formulas, store=store,
+                                    threshold_ev_per_atom=PRIOR_THRESHOLD_EV_PER_ATOM)
+    except MatloopError as exc:
+        return candidates[:keep], f"prior screen skipped ({exc})"
+    prob = {f: s.probability_within_threshold for f, s in zip(formulas, scores, strict=True)}
+    seen: dict[str, int] = {}
+    worth = []
+    for i, c in enumerate(candidates):
+        k = seen.get(c.formula, 0)
+        seen[c.formula] = k + 1
+        worth.append((-prob[c.formula] * 0.5 ** k, i))
+    kept = [candidates[i] for _, i in sorted(worth)[:keep]]
+    for c in kept:
+        c.provenance["prior_p_within_reach"] = round(prob[c.formula], 4)
+    model = scores[0].provenance if scores else None
+    return kept, (f"prior screen: kept {len(kept)} of {len(candidates)} candidates "
+                  f"({len(formulas)} compositions) by P(within {PRIOR_THRESHOLD_EV_PER_ATOM:g} "
+                  f"eV/atom of the hull)" + (f", {model.model_name} v{model.model_version}"
+                                             if model else ""))
 
 
 def _pull_one(method: str, iterators: dict[str, Any], pulled: dict[str, int],
