@@ -114,9 +114,12 @@ class OfflineReporter:
             parts[0] += (f", of which {len(known)} match known phases ("
                          + ", ".join(dict.fromkeys(c.formula for c in known)) + ")")
         if polymorphs:
-            parts.append(f"{len(polymorphs)} stable candidate(s) are new structures of "
-                         f"compositions the Materials Project lists ("
-                         + ", ".join(dict.fromkeys(c.formula for c in polymorphs)) + ")")
+            parts.append(f"{len(polymorphs)} stable candidate(s) have compositions the "
+                         f"Materials Project lists ("
+                         + ", ".join(dict.fromkeys(c.formula for c in polymorphs))
+                         + "); their structures match none of the local structure references "
+                         "(MP's own structures count only when imported), so they may still be "
+                         "the known phases")
         if new:
             parts.append(f"{len(new)} stable candidate(s) have compositions absent from the "
                          f"references (" + ", ".join(dict.fromkeys(c.formula for c in new)) + ")")
