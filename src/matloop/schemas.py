@@ -138,6 +138,10 @@ class Objective(BaseModel):
     stability_threshold_ev_per_atom: float = Field(default=0.1, description="Hull threshold, "
                                                                             "eV/atom.")
     application: str = Field(default="", description="Intended use, e.g. photovoltaic absorber.")
+    new_compositions_only: bool = Field(default=False, description="The question asks for new "
+                                        "(novel, unreported) compounds: compositions the "
+                                        "references list are not proposed; they stay hull "
+                                        "references.")
     max_atoms: int = Field(default=20, description="Largest cell (atoms) to generate.")
     notes: list[str] = Field(default_factory=list,
                              description="Assumptions made while interpreting the query.")

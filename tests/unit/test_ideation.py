@@ -146,3 +146,30 @@ def test_transparent_electrodes_are_transparent_conductors_not_uv_detectors() ->
     assert parse_query("UV-transparent electrodes").application == "transparent conductor"
     assert parse_query("a wide band gap material for UV photodetectors").application == \
         "UV optoelectronics"
+
+
+@pytest.mark.parametrize("query,new", [
+    ("Find new stable compounds in the Li-Fe-O system", True),
+    ("Propose novel Na-ion cathode materials", True),
+    ("Find stable ternary oxides in the Ba-Ti-O system for dielectrics", False),
+    ("Which stable Ca-Ti-O compounds can be made by solid-state synthesis?", False),
+])
+def test_asking_for_new_compounds_is_read(query: str, new: bool) -> None:
+    objective = parse_query(query)
+    assert objective.new_compositions_only is new
+    assert any("compositions the references list are not proposed" in n
+               for n in objective.notes) is new
+
+
+@pytest.mark.slow
+def test_new_compounds_leave_known_compositions_out_of_the_hypotheses(store) -> None:
+    from matloop.agents.ideation import composition_options
+
+    asked = parse_query("Find stable compounds in the Ba-Ti-O system")
+    new = parse_query("Find new stable compounds in the Ba-Ti-O system")
+    everything = composition_options(["Ba", "O", "Ti"], asked, store, top=50)
+    assert any(o.known for o in everything)  # BaTiO3, Ba2TiO4... are MP compounds
+    fresh = composition_options(["Ba", "O", "Ti"], new, store, top=50)
+    assert fresh and not any(o.known for o in fresh)
+    unknown = [o.formula for o in everything if not o.known]
+    assert [o.formula for o in fresh][:len(unknown)] == unknown  # same order, known ones gone

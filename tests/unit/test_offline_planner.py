@@ -75,3 +75,45 @@ def test_a_small_share_looks_at_more_compositions_once_each() -> None:
     larger = kept(12)
     assert set(larger) == set(targets) and sum(larger.values()) == 12
     assert larger["SrSn3"] == max(larger.values())
+
+
+def test_property_steps_and_relaxations_fit_the_budget_together() -> None:
+    """A bulk-modulus target reserves evaluations for its steps; when the budget cannot hold
+    every hypothesis with its steps, the lowest-priority ones are left out (said in the
+    reasoning) and the plan fits the budget, so the critic can approve it."""
+    from matloop.agents.critic import OfflineCritic
+    from matloop.schemas import PropertyTarget
+
+    objective = Objective(query="q", interpretation="i", chemical_systems=["N-Ti-Zr"],
+                          property_targets=[PropertyTarget(name="bulk_modulus", min=200.0,
+                                                          unit="GPa")])
+    hypotheses = [Hypothesis(id=f"H{k}", justification="j", statement="s",
+                             chemical_system=system, target_compositions=[formula],
+                             methods=["prototype"], test_plan="t", status="approved",
+                             priority=priority)
+                  for k, (system, formula, priority) in enumerate(
+                      [("N-Ti", "Ti4N3", 0.5), ("Ti-Zr", "Zr2Ti", 0.38),
+                       ("N-Ti-Zr", "Zr4TiN3", 0.29)], start=3)]
+    for remaining in (4, 10, 30):
+        plan = OfflinePlanner().make_plan(objective, hypotheses, remaining_evaluations=remaining,
+                                          tools=_tools(), property_models=set(), seed=0,
+                                          feedback=[])
+        assert plan.expected_evaluations <= remaining, (remaining, plan.expected_evaluations)
+        review = OfflineCritic().review_plan(plan, tool_names={"generate_candidates",
+                                                               "predict_properties"},
+                                             remaining_evaluations=remaining)
+        assert review.approved, review.issues
+        planned = {s.hypothesis_id for s in plan.steps}
+        assert "H3" in planned  # the highest priority is never the one left out
+        assert any(s.inputs.get("bulk_modulus") for s in plan.steps)
+        if len(planned) < 3:
+            assert "left out of this plan" in plan.reasoning
+    small = OfflinePlanner().make_plan(objective, hypotheses, remaining_evaluations=4,
+                                       tools=_tools(), property_models=set(), seed=0, feedback=[])
+    assert {s.hypothesis_id for s in small.steps} == {"H3", "H4"}
+    assert "H5 left out of this plan" in small.reasoning
+    roomy = OfflinePlanner().make_plan(objective, hypotheses, remaining_evaluations=30,
+                                       tools=_tools(), property_models=set(), seed=0, feedback=[])
+    relaxations = sum(s.inputs["prescreen_keep"] for s in roomy.steps
+                      if s.tool == "generate_candidates")
+    assert relaxations >= 20 and roomy.expected_evaluations <= 30

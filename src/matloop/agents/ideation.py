@@ -284,7 +284,8 @@ def composition_options(elements: list[str], objective: Objective, store: Any, *
 
     # the critic's charge-balance rule: MP lists high-pressure or molecular oddities (NaCl3,
     # Na3Cl) that a hypothesis must not carry
-    ranked = [r for r in ranked if r.atoms_per_formula <= limit and charge_balanced(r.formula)]
+    ranked = [r for r in ranked if r.atoms_per_formula <= limit and charge_balanced(r.formula)
+              and not (r.known and objective.new_compositions_only)]
     formulas = [r.formula for r in ranked]
     wanted = hinted_stoichiometries(objective)
     p_targets, gaps, gap_source = target_probabilities(formulas, objective)

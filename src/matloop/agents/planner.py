@@ -33,6 +33,9 @@ BEYOND_TOOLS = [
     "atmosphere from the knowledge base), then phase identification by powder XRD",
 ]
 _METHODS = ("prototype", "aflow", "substitution", "random", "llm")
+#: Best stable candidates per hypothesis that a property step (bulk modulus, elastic tensor)
+#: evaluates at most.
+PROPERTY_STRUCTURES = 3
 #: Targets computed from the MLIP elastic tensor (one predict_properties step with elastic=True).
 ELASTIC_TARGETS = ("shear_modulus", "hardness")
 
@@ -105,10 +108,25 @@ class OfflinePlanner:
             1, len(hypotheses))
         wants_bulk = any(t.name == "bulk_modulus" for t in objective.property_targets)
         wants_elastic = any(t.name in ELASTIC_TARGETS for t in objective.property_targets)
-        reserve = 3 * len(hypotheses) * (int(wants_bulk) + int(wants_elastic))
+        families = int(wants_bulk) + int(wants_elastic)
+        notes: list[str] = []
+        # each hypothesis needs at least one relaxation and one evaluation per property step:
+        # when the budget cannot hold them all, the lowest-priority hypotheses are left out,
+        # so the plan fits the budget the critic checks; property steps take at most half of a
+        # hypothesis's budget and at most PROPERTY_STRUCTURES candidates each
+        if families:
+            fit = max(1, budget // (1 + families))
+            if len(hypotheses) > fit:
+                ranked = sorted(hypotheses, key=lambda h: -h.priority)
+                left_out = [h.id for h in ranked[fit:]]
+                hypotheses = [h for h in hypotheses if h.id not in left_out]
+                notes.append(f"{', '.join(left_out)} left out of this plan: {budget} "
+                             f"evaluations hold {fit} hypothesis(es) with their property steps")
+        per_property = min(PROPERTY_STRUCTURES, max(1, (budget // max(1, len(hypotheses)))
+                                                    // (2 * max(1, families))))
+        reserve = per_property * len(hypotheses) * families
         shares = allocate(max(len(hypotheses), budget - reserve),
                           [h.priority for h in hypotheses], scale=fb.scale)
-        notes: list[str] = []
 
         def step(**kw: Any) -> str:
             sid = f"S{len(steps) + 1}"
@@ -159,7 +177,9 @@ class OfflinePlanner:
                                   f"the hull", tool=PREDICT_PROPERTIES, hypothesis_id=h.id,
                           depends_on=[g], inputs={"structures": [f"${g}"], "relax": True})
                      for g in gens]
-            best = max(1, 3 // len(preds))
+            # the best stable candidates of the first compositions, per_property in all
+            best_of = [f"${p}:stable:{max(1, per_property // len(preds))}"
+                       for p in preds[:per_property]]
             elastic_done = False
             for target in objective.property_targets:
                 if target.name in ELASTIC_TARGETS:
@@ -169,7 +189,7 @@ class OfflinePlanner:
                     step(purpose=f"elastic tensor (shear modulus, Vickers hardness) of {h.id}'s "
                                  f"best stable candidates", tool=PREDICT_PROPERTIES,
                          hypothesis_id=h.id, depends_on=preds,
-                         inputs={"structures": [f"${p}:stable:{best}" for p in preds],
+                         inputs={"structures": best_of,
                                  "relax": True, "elastic": True})
                 elif target.name == "density":
                     if i == 0:
@@ -177,7 +197,7 @@ class OfflinePlanner:
                 elif target.name == "bulk_modulus":
                     step(purpose=f"bulk modulus of {h.id}'s best stable candidates",
                          tool=PREDICT_PROPERTIES, hypothesis_id=h.id, depends_on=preds,
-                         inputs={"structures": [f"${p}:stable:{best}" for p in preds],
+                         inputs={"structures": best_of,
                                  "relax": True, "bulk_modulus": True})
                 elif target.name == "magnetic_moment":
                     if i == 0:
@@ -205,8 +225,9 @@ class OfflinePlanner:
                        f"targeted properties. " + "; ".join(notes)).strip(),
             steps=steps, beyond_tools=list(BEYOND_TOOLS),
             expected_evaluations=min(budget, sum(shares)) + sum(
-                len(s.inputs["structures"]) * max(1, 3 // len(s.inputs["structures"]))
-                for s in steps if s.inputs.get("bulk_modulus") or s.inputs.get("elastic")),
+                int(ref.rsplit(":", 1)[1]) for s in steps
+                if s.inputs.get("bulk_modulus") or s.inputs.get("elastic")
+                for ref in s.inputs["structures"]),
             author=AUTHOR)
 
 

@@ -358,6 +358,10 @@ def parse_query(query: str, *, stability_threshold_ev_per_atom: float = 0.1,
         notes.append(f"stability not mentioned: candidates are still required to lie within "
                      f"{threshold:g} eV/atom of the hull")
 
+    new_only = re.search(r"\b(new|novel|undiscovered|unreported|hypothetical)\b", lowered)
+    if new_only:
+        notes.append(f"'{new_only.group(1)}' read as: compositions the references list are not "
+                     f"proposed (they stay hull references)")
     structure_hints = [proto for word, proto in STRUCTURE_WORDS.items()
                        if re.search(rf"\b{re.escape(word)}s?\b", lowered)]
     if "double_perovskite" in structure_hints and "perovskite" in structure_hints:
@@ -380,6 +384,7 @@ def parse_query(query: str, *, stability_threshold_ev_per_atom: float = 0.1,
         required_any_of=list(any_of[0]) if any_of else [],
         require_stable=require_stable, stability_threshold_ev_per_atom=threshold,
         application=application, max_atoms=max_atoms, notes=notes,
+        new_compositions_only=bool(new_only),
     )
     objective.notes += [f"structure hint: {h}" for h in structure_hints]
     if anion_options:
