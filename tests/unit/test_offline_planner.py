@@ -117,3 +117,26 @@ def test_property_steps_and_relaxations_fit_the_budget_together() -> None:
     relaxations = sum(s.inputs["prescreen_keep"] for s in roomy.steps
                       if s.tool == "generate_candidates")
     assert relaxations >= 20 and roomy.expected_evaluations <= 30
+
+
+def test_one_composition_does_not_crowd_out_the_others() -> None:
+    """A high-priority hypothesis about one composition gets at most two relaxations of it
+    while the other hypotheses can use the rest; alone, it keeps the whole share."""
+    from matloop.agents.planner import spread
+
+    objective = Objective(query="q", interpretation="i", chemical_systems=["Ge-I-K"])
+    near_miss = Hypothesis(id="H3", justification="j", statement="s", chemical_system="Ge-I-K",
+                           target_compositions=["KGeI5"], methods=["prototype"], test_plan="t",
+                           status="approved", priority=1.39)
+    fresh = Hypothesis(id="H4", justification="j", statement="s", chemical_system="Ge-I-Rb",
+                       target_compositions=["RbGeI3", "RbGeI5", "Rb2GeI4"],
+                       methods=["prototype"], test_plan="t", status="approved", priority=0.4)
+    assert spread([5, 1], [near_miss, fresh]) == [2, 4]
+    assert spread([6], [near_miss]) == [6]
+    assert spread([9, 3], [near_miss, fresh]) == [6, 6]  # H4 full: the rest goes back to H3
+    plan = OfflinePlanner().make_plan(objective, [near_miss, fresh], remaining_evaluations=6,
+                                      tools=_tools(), property_models=set(), seed=0,
+                                      feedback=[])
+    keep = {s.inputs["composition"]: s.inputs["prescreen_keep"] for s in plan.steps
+            if s.tool == "generate_candidates"}
+    assert keep["KGeI5"] == 2 and sum(keep.values()) == 6

@@ -33,6 +33,8 @@ BEYOND_TOOLS = [
     "atmosphere from the knowledge base), then phase identification by powder XRD",
 ]
 _METHODS = ("prototype", "aflow", "substitution", "random", "llm")
+#: Relaxations per target composition in one plan while other hypotheses can use the budget.
+PER_COMPOSITION_PER_PLAN = 2
 #: Best stable candidates per hypothesis that a property step (bulk modulus, elastic tensor)
 #: evaluates at most.
 PROPERTY_STRUCTURES = 3
@@ -95,6 +97,36 @@ def allocate(total: int, weights: list[float], *, scale: float = 1.0) -> list[in
     return [min(100, s) for s in shares]
 
 
+def spread(shares: list[int], hypotheses: list[Hypothesis]) -> list[int]:
+    """Shares with at most :data:`PER_COMPOSITION_PER_PLAN` relaxations per target composition
+    while other hypotheses can take the rest (highest priority first): one composition's
+    structures do not crowd out the next compositions; what none can take goes back to the
+    capped ones (budget is not left unused)."""
+    caps = [PER_COMPOSITION_PER_PLAN * len(h.target_compositions) if h.target_compositions
+            else None for h in hypotheses]
+    out = list(shares)
+    excess = 0
+    for k, cap in enumerate(caps):
+        if cap is not None and out[k] > cap:
+            excess += out[k] - cap
+            out[k] = cap
+    order = sorted(range(len(out)), key=lambda k: -hypotheses[k].priority)
+    while excess > 0:
+        room = [k for k in order if caps[k] is None or out[k] < caps[k]]
+        if not room:  # nobody else can take it: back to the capped ones, up to their share
+            for k in order:
+                back = max(0, min(excess, shares[k] - out[k]))
+                out[k] += back
+                excess -= back
+            return out
+        for k in room:
+            if excess <= 0:
+                break
+            out[k] += 1
+            excess -= 1
+    return out
+
+
 class OfflinePlanner:
     """Plan templates: evidence, generation, relaxation + hull, then target properties."""
 
@@ -125,8 +157,8 @@ class OfflinePlanner:
         per_property = min(PROPERTY_STRUCTURES, max(1, (budget // max(1, len(hypotheses)))
                                                     // (2 * max(1, families))))
         reserve = per_property * len(hypotheses) * families
-        shares = allocate(max(len(hypotheses), budget - reserve),
-                          [h.priority for h in hypotheses], scale=fb.scale)
+        shares = spread(allocate(max(len(hypotheses), budget - reserve),
+                                 [h.priority for h in hypotheses], scale=fb.scale), hypotheses)
 
         def step(**kw: Any) -> str:
             sid = f"S{len(steps) + 1}"
