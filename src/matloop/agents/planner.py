@@ -102,17 +102,18 @@ def spread(shares: list[int], hypotheses: list[Hypothesis]) -> list[int]:
     while other hypotheses can take the rest (highest priority first): one composition's
     structures do not crowd out the next compositions; what none can take goes back to the
     capped ones (budget is not left unused)."""
+    # no target composition (a chemical-system search): no cap
     caps = [PER_COMPOSITION_PER_PLAN * len(h.target_compositions) if h.target_compositions
-            else None for h in hypotheses]
+            else sum(shares) for h in hypotheses]
     out = list(shares)
     excess = 0
     for k, cap in enumerate(caps):
-        if cap is not None and out[k] > cap:
+        if out[k] > cap:
             excess += out[k] - cap
             out[k] = cap
     order = sorted(range(len(out)), key=lambda k: -hypotheses[k].priority)
     while excess > 0:
-        room = [k for k in order if caps[k] is None or out[k] < caps[k]]
+        room = [k for k in order if out[k] < caps[k]]
         if not room:  # nobody else can take it: back to the capped ones, up to their share
             for k in order:
                 back = max(0, min(excess, shares[k] - out[k]))
