@@ -42,9 +42,35 @@ def test_expansion_refines_near_misses_not_compositions_already_found() -> None:
                  for k in range(MAX_STRUCTURES_PER_COMPOSITION)]
     out = scientist.propose(objective, iteration=1, prior=[first],
                             candidates=near_miss + found + exhausted, evidence=[], feedback=[])
-    refined = [h for h in out if "search its other structures" in h.justification]
+    refined = [h for h in out if "came within" in h.justification]
     assert [h.target_compositions for h in refined] == [["Sr2Sn"]]
     assert refined[0].parent == "C0001"
-    assert all("SrSn" not in h.target_compositions and "Sr3Sn" not in h.target_compositions
-               for h in out)
+    assert all("Sr3Sn" not in h.target_compositions for h in out)  # capped
+    assert all("no untried composition is left" in h.justification for h in out
+               if "SrSn" in h.target_compositions)  # found: only to fill a free slot
     assert [h.id for h in out] == [f"H{k}" for k in range(2, 2 + len(out))]
+
+
+@pytest.mark.slow
+def test_free_slots_go_to_more_structures_of_found_compositions() -> None:
+    """When the ranked compositions are used up, budget still goes somewhere useful: more
+    structures of compositions already within the threshold (never beyond the cap)."""
+    from matloop.agents.ideation import composition_options
+    from matloop.materials.references import ReferenceStore
+
+    store = ReferenceStore.from_settings()
+    scientist = OfflineScientist(store=store)
+    objective = scientist.interpret("Find stable compounds in the Sn-Sr system")
+    every = [o.formula for o in composition_options(["Sn", "Sr"], objective, store, top=6)]
+    first = Hypothesis(id="H1", justification="j", statement="s", chemical_system="Sn-Sr",
+                       target_compositions=every, methods=["prototype"], test_plan="t",
+                       status="approved")
+    found = [_candidate(1, every[0], -0.02, meets=True), _candidate(2, every[1], 0.03, meets=True)]
+    capped = [_candidate(10 + k, every[2], 0.0, meets=True)
+              for k in range(MAX_STRUCTURES_PER_COMPOSITION)]
+    out = scientist.propose(objective, iteration=1, prior=[first], candidates=found + capped,
+                            evidence=[], feedback=[])
+    filled = [h for h in out if "no untried composition is left" in h.justification]
+    assert filled and {f for h in filled for f in h.target_compositions} <= set(every[:2])
+    assert all(every[2] not in h.target_compositions for h in out)
+    assert len(out) <= scientist.systems_per_iteration + 1

@@ -270,6 +270,31 @@ class OfflineScientist:
                 methods=list(STRUCTURE_METHODS), priority=value, evidence=evidence)))
         scored.sort(key=lambda vh: -vh[0])
         chosen = [h for _, h in scored[: self.systems_per_iteration + 1]]
+        # 4. budget is never left unused while candidates remain: when fewer hypotheses than
+        #    slots are left, more structures of compositions that already meet the objective
+        #    (a lower polymorph, another structure for the targets) fill the free slots
+        used = {f for h in chosen for f in h.target_compositions}
+        for arm in sorted(arms.values(), key=lambda a: -a.ucb(total, self.threshold)):
+            if len(chosen) >= self.systems_per_iteration + 1:
+                break
+            if arm.formula in used or arm.formula in refused or \
+                    arm.evaluated >= MAX_STRUCTURES_PER_COMPOSITION or \
+                    arm.best_e_above_hull_ev_per_atom is None or \
+                    arm.best_e_above_hull_ev_per_atom > objective.stability_threshold_ev_per_atom:
+                continue
+            value = 0.5 * arm.ucb(total, self.threshold)
+            n += 1
+            option = options_by_formula.get(arm.formula) or CompositionOption(
+                formula=arm.formula, chemsys=arm.chemsys, fit=value, p_stable=1.0,
+                p_targets=1.0, known=False, known_id=None, has_structure_type=True)
+            chosen.append(self._hypothesis(
+                n, iteration, objective, arm.chemsys, [option],
+                why=f"no untried composition is left for this slot: {arm.formula} already lies "
+                    f"within {arm.best_e_above_hull_ev_per_atom:+.3f} eV/atom of the hull "
+                    f"({arm.stable} of {arm.evaluated} evaluated candidates stable): search "
+                    f"its other structures (a lower polymorph, or one that meets more targets)",
+                methods=["random", "substitution", "aflow", "prototype"], priority=value,
+                parent=arm.best_id, evidence=evidence))
         # renumber in order
         return [h.model_copy(update={"id": f"H{len(prior) + i + 1}"})
                 for i, h in enumerate(chosen)]
