@@ -271,7 +271,7 @@ class OfflineScientist:
         scored.sort(key=lambda vh: -vh[0])
         chosen = [h for _, h in scored[: self.systems_per_iteration + 1]]
         # 4. budget is never left unused while candidates remain: when fewer hypotheses than
-        #    slots are left, more structures of compositions that already meet the objective
+        #    slots are left, more structures of compositions already within the threshold
         #    (a lower polymorph, another structure for the targets) fill the free slots
         used = {f for h in chosen for f in h.target_compositions}
         for arm in sorted(arms.values(), key=lambda a: -a.ucb(total, self.threshold)):

@@ -208,7 +208,7 @@ def generate_report(request: GenerationRequest, *, store: Any = None, chat_model
             if accepted is not None:
                 report.candidates.append(accepted)
                 if progress is not None:
-                    progress("generating", len(report.candidates), request.n)
+                    progress("generating", len(report.candidates), wanted)
             if len(report.candidates) >= wanted:
                 break
     if screened and len(report.candidates) > request.n:
