@@ -43,6 +43,9 @@ AUTHOR = OFFLINE
 #: Structure sources of a fresh hypothesis: the 75 named types, pymatgen's AFLOW prototype
 #: library, data-mined substitution and pyxtal random search with space-group priors.
 STRUCTURE_METHODS = ["prototype", "aflow", "substitution", "random"]
+#: Generators for more structures of an evaluated composition (random search first: the named
+#: and data-mined types were the first look).
+REFINE_METHODS = ("random", "substitution", "aflow", "prototype")
 #: Relaxations of one composition after which expansion stops searching its structures.
 MAX_STRUCTURES_PER_COMPOSITION = 6
 
@@ -226,10 +229,21 @@ class OfflineScientist:
             by_system.setdefault(arm.chemsys, []).append(arm)
         options_by_formula = {o.formula: o for so in systems for o in so.compositions}
         scored: list[tuple[float, Hypothesis]] = []
+        ranked_arms = sorted(arms.values(), key=lambda a: -a.ucb(total, self.threshold))
+
+        def refine(arm: Arm, value: float, why: str) -> Hypothesis:
+            """More structures of one evaluated composition, seeded from its best candidate."""
+            option = options_by_formula.get(arm.formula) or CompositionOption(
+                formula=arm.formula, chemsys=arm.chemsys, fit=value, p_stable=1.0,
+                p_targets=1.0, known=False, known_id=None, has_structure_type=True)
+            return self._hypothesis(n, iteration, objective, arm.chemsys, [option], why=why,
+                                    methods=list(REFINE_METHODS), priority=value,
+                                    parent=arm.best_id, evidence=evidence)
+
         # 1. exploit: more structures for compositions that came close without meeting the
         #    objective (one that already meets it is found: its budget goes to the next
         #    compositions), at most MAX_STRUCTURES_PER_COMPOSITION relaxations each
-        for arm in sorted(arms.values(), key=lambda a: -a.ucb(total, self.threshold)):
+        for arm in ranked_arms:
             if arm.best_e_above_hull_ev_per_atom is None or arm.met or \
                     arm.evaluated >= MAX_STRUCTURES_PER_COMPOSITION or \
                     arm.best_e_above_hull_ev_per_atom > objective.stability_threshold_ev_per_atom \
@@ -237,17 +251,10 @@ class OfflineScientist:
                 continue
             value = arm.ucb(total, self.threshold)
             n += 1
-            option = options_by_formula.get(arm.formula) or CompositionOption(
-                formula=arm.formula, chemsys=arm.chemsys, fit=value, p_stable=1.0,
-                p_targets=1.0, known=False, known_id=None, has_structure_type=True)
-            h = self._hypothesis(
-                n, iteration, objective, arm.chemsys, [option],
-                why=f"{arm.formula} came within {arm.best_e_above_hull_ev_per_atom:+.3f} eV/atom "
-                    f"of the hull ({arm.stable} of {arm.evaluated} evaluated candidates stable; "
-                    f"UCB value {value:.2f}): search its other structures",
-                methods=["random", "substitution", "aflow", "prototype"], priority=value,
-                parent=arm.best_id, evidence=evidence)
-            scored.append((value, h))
+            scored.append((value, refine(
+                arm, value, f"{arm.formula} came within {arm.best_e_above_hull_ev_per_atom:+.3f} "
+                f"eV/atom of the hull ({arm.stable} of {arm.evaluated} evaluated candidates "
+                f"stable; UCB value {value:.2f}): search its other structures")))
             if len(scored) >= 2:
                 break
         # 2. next compositions of systems with hits, 3. fresh systems (exploration)
@@ -274,7 +281,7 @@ class OfflineScientist:
         #    slots are left, more structures of compositions already within the threshold
         #    (a lower polymorph, another structure for the targets) fill the free slots
         used = {f for h in chosen for f in h.target_compositions}
-        for arm in sorted(arms.values(), key=lambda a: -a.ucb(total, self.threshold)):
+        for arm in ranked_arms:
             if len(chosen) >= self.systems_per_iteration + 1:
                 break
             if arm.formula in used or arm.formula in refused or \
@@ -284,17 +291,11 @@ class OfflineScientist:
                 continue
             value = 0.5 * arm.ucb(total, self.threshold)
             n += 1
-            option = options_by_formula.get(arm.formula) or CompositionOption(
-                formula=arm.formula, chemsys=arm.chemsys, fit=value, p_stable=1.0,
-                p_targets=1.0, known=False, known_id=None, has_structure_type=True)
-            chosen.append(self._hypothesis(
-                n, iteration, objective, arm.chemsys, [option],
-                why=f"no untried composition is left for this slot: {arm.formula} already lies "
-                    f"within {arm.best_e_above_hull_ev_per_atom:+.3f} eV/atom of the hull "
-                    f"({arm.stable} of {arm.evaluated} evaluated candidates stable): search "
-                    f"its other structures (a lower polymorph, or one that meets more targets)",
-                methods=["random", "substitution", "aflow", "prototype"], priority=value,
-                parent=arm.best_id, evidence=evidence))
+            chosen.append(refine(
+                arm, value, f"no untried composition is left for this slot: {arm.formula} "
+                f"already lies within {arm.best_e_above_hull_ev_per_atom:+.3f} eV/atom of the "
+                f"hull ({arm.stable} of {arm.evaluated} evaluated candidates stable): search its "
+                f"other structures (a lower polymorph, or one that meets more targets)"))
         # renumber in order
         return [h.model_copy(update={"id": f"H{len(prior) + i + 1}"})
                 for i, h in enumerate(chosen)]
